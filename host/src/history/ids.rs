@@ -1,0 +1,151 @@
+//! Typed ids.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a string is not a valid id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} '{value}': {why}")]
+pub struct InvalidId {
+    pub what: &'static str,
+    pub value: String,
+    pub why: &'static str,
+}
+
+/// An instance's id: 1 to 128 characters of `A-Z a-z 0-9 - _ . :`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A fresh random id (32 hex digits, like Durable Functions').
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+impl FromStr for InstanceId {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = |why| InvalidId {
+            what: "instance id",
+            value: s.chars().take(140).collect(),
+            why,
+        };
+        if s.is_empty() || s.len() > 128 {
+            return Err(invalid("must be 1 to 128 characters long"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+        {
+            return Err(invalid("may hold only letters, digits and - _ . :"));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for InstanceId {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<InstanceId> for String {
+    fn from(id: InstanceId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A component's identity: the lowercase hex sha256 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ComponentDigest(String);
+
+impl ComponentDigest {
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest;
+        Self(hex::encode(sha2::Sha256::digest(bytes)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl FromStr for ComponentDigest {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() == 64 && s.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(InvalidId {
+                what: "component digest",
+                value: s.chars().take(80).collect(),
+                why: "must be 64 lowercase hex digits",
+            })
+        }
+    }
+}
+
+impl TryFrom<String> for ComponentDigest {
+    type Error = InvalidId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<ComponentDigest> for String {
+    fn from(d: ComponentDigest) -> String {
+        d.0
+    }
+}
+
+impl fmt::Display for ComponentDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_checked() {
+        assert!("abc-123_x.y:z".parse::<InstanceId>().is_ok());
+        assert!("".parse::<InstanceId>().is_err());
+        assert!("a/b".parse::<InstanceId>().is_err());
+        assert!("x".repeat(129).parse::<InstanceId>().is_err());
+    }
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        let d = ComponentDigest::of(b"abc");
+        assert_eq!(
+            d.as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(d.as_str().parse::<ComponentDigest>().is_ok());
+        assert!("BA78".parse::<ComponentDigest>().is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! The pure domain: ids, history events, the run state folded from them, and replay matching.
+//! No I/O, no wasmtime, no SQL.
+
+mod ids;
+mod run_state;
+
+pub use ids::{ComponentDigest, InstanceId, InvalidId};
+pub use run_state::{Resolution, RunState, Step, UsageError};
+
+use crate::clock::Millis;
+use serde::{Deserialize, Serialize};
+
+/// The position of a recorded host call in an instance's run: 0 for the first call.
+/// Handles are the positions of the calls that created them.
+pub type Pos = u32;
+
+/// The position of an event in an instance's history: 0 for `started`.
+pub type Seq = u64;
+
+/// How a failed activity is retried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_interval_ms: u64,
+    pub backoff_coefficient: f64,
+    pub max_interval_ms: u64,
+    pub non_retryable: Vec<String>,
+}
+
+/// How an awaited handle ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum Completion {
+    /// An activity's JSON output or an event's JSON payload.
+    Success(String),
+    /// An activity's error message.
+    Failure(String),
+    /// A timer fired.
+    Fired,
+}
+
+/// One entry of an instance's append-only history.
+///
+/// Three groups: lifecycle (`started`, `completed`, `failed`, `terminated`); what the
+/// orchestration did (each host call, with its position `pos`); and arrivals from outside
+/// (activity results, fired timers, raised events), each naming the `handle` it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HistoryEvent {
+    Started {
+        name: String,
+        input: String,
+        digest: ComponentDigest,
+        /// Seeds the deterministic WASI random sources.
+        seed: u64,
+        /// The orchestration's time at its start.
+        at: Millis,
+    },
+
+    Now {
+        pos: Pos,
+        value: Millis,
+    },
+    Guid {
+        pos: Pos,
+        value: String,
+    },
+    Random {
+        pos: Pos,
+        value: u64,
+    },
+    CustomStatusSet {
+        pos: Pos,
+        status: String,
+    },
+    ActivityScheduled {
+        pos: Pos,
+        name: String,
+        input: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<RetryPolicy>,
+    },
+    TimerCreated {
+        pos: Pos,
+        fire_at: Millis,
+    },
+    EventWaitCreated {
+        pos: Pos,
+        name: String,
+    },
+    Cancelled {
+        pos: Pos,
+        handle: Pos,
+    },
+    /// An `await-any` returned: `winner` among `handles`, answered by the arrival at history
+    /// position `arrival`, at orchestration time `at`.
+    AwaitResolved {
+        pos: Pos,
+        handles: Vec<Pos>,
+        winner: Pos,
+        completion: Completion,
+        arrival: Seq,
+        at: Millis,
+    },
+
+    ActivityCompleted {
+        handle: Pos,
+        output: String,
+    },
+    ActivityFailed {
+        handle: Pos,
+        error: String,
+    },
+    TimerFired {
+        handle: Pos,
+    },
+    EventRaised {
+        name: String,
+        payload: String,
+    },
+
+    Completed {
+        output: String,
+    },
+    Failed {
+        error: String,
+    },
+    Terminated {
+        reason: String,
+    },
+}
+
+impl HistoryEvent {
+    /// The position of the host call this event records, if it records one.
+    pub fn call_pos(&self) -> Option<Pos> {
+        use HistoryEvent::*;
+        match self {
+            Now { pos, .. }
+            | Guid { pos, .. }
+            | Random { pos, .. }
+            | CustomStatusSet { pos, .. }
+            | ActivityScheduled { pos, .. }
+            | TimerCreated { pos, .. }
+            | EventWaitCreated { pos, .. }
+            | Cancelled { pos, .. }
+            | AwaitResolved { pos, .. } => Some(*pos),
+            _ => None,
+        }
+    }
+
+    /// The event's `type` tag, as serialized.
+    pub fn kind(&self) -> &'static str {
+        use HistoryEvent::*;
+        match self {
+            Started { .. } => "started",
+            Now { .. } => "now",
+            Guid { .. } => "guid",
+            Random { .. } => "random",
+            CustomStatusSet { .. } => "custom_status_set",
+            ActivityScheduled { .. } => "activity_scheduled",
+            TimerCreated { .. } => "timer_created",
+            EventWaitCreated { .. } => "event_wait_created",
+            Cancelled { .. } => "cancelled",
+            AwaitResolved { .. } => "await_resolved",
+            ActivityCompleted { .. } => "activity_completed",
+            ActivityFailed { .. } => "activity_failed",
+            TimerFired { .. } => "timer_fired",
+            EventRaised { .. } => "event_raised",
+            Completed { .. } => "completed",
+            Failed { .. } => "failed",
+            Terminated { .. } => "terminated",
+        }
+    }
+
+    /// A short description for messages: kind and the arguments that identify the call.
+    pub fn describe(&self) -> String {
+        use HistoryEvent::*;
+        match self {
+            ActivityScheduled { name, input, .. } => {
+                format!("activity_scheduled '{name}' with input {}", short(input))
+            }
+            TimerCreated { fire_at, .. } => format!("timer_created firing at {fire_at}"),
+            EventWaitCreated { name, .. } => format!("event_wait_created '{name}'"),
+            Cancelled { handle, .. } => format!("cancelled handle {handle}"),
+            AwaitResolved { handles, .. } => format!("await_any {handles:?}"),
+            CustomStatusSet { status, .. } => format!("custom_status_set {}", short(status)),
+            other => other.kind().to_string(),
+        }
+    }
+}
+
+/// Shortens a payload for messages.
+fn short(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A history event with its place and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    pub seq: Seq,
+    pub recorded_at: Millis,
+    #[serde(flatten)]
+    pub event: HistoryEvent,
+}
+
+/// The lifecycle state of an instance, as the status API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RuntimeStatus {
+    Pending,
+    Running,
+    Suspended,
+    Completed,
+    Failed,
+    Terminated,
+    ContinuedAsNew,
+}
+
+impl RuntimeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Suspended => "Suspended",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Terminated => "Terminated",
+            Self::ContinuedAsNew => "ContinuedAsNew",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "Pending" => Self::Pending,
+            "Running" => Self::Running,
+            "Suspended" => Self::Suspended,
+            "Completed" => Self::Completed,
+            "Failed" => Self::Failed,
+            "Terminated" => Self::Terminated,
+            "ContinuedAsNew" => Self::ContinuedAsNew,
+            _ => return None,
+        })
+    }
+
+    /// Whether the instance has ended and takes no more events.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Terminated | Self::ContinuedAsNew
+        )
+    }
+}

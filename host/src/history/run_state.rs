@@ -1,0 +1,469 @@
+//! The state of a run, folded from its history: what the orchestration asked for, what has
+//! arrived, and which arrivals are consumed. Replay matching and `await-any` resolution live
+//! here so they can be tested without wasm or SQL.
+
+use super::{Completion, HistoryEvent, Pos, Recorded, Seq};
+use crate::clock::Millis;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A mistake of the orchestration code, which fails the instance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error(
+        "nondeterminism at position {pos}: the history records {recorded}, but the code now did {attempted}"
+    )]
+    Nondeterminism {
+        pos: Pos,
+        recorded: String,
+        attempted: String,
+    },
+    #[error(
+        "nondeterminism: the code finished after {made} calls, but the history records {recorded}"
+    )]
+    FinishedEarly { made: usize, recorded: usize },
+    #[error("await on unknown handle {0}")]
+    UnknownHandle(Pos),
+    #[error("await on cancelled handle {0}")]
+    CancelledHandle(Pos),
+    #[error("await on an empty list of handles")]
+    EmptyAwait,
+}
+
+/// What an `await-any` resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub winner: Pos,
+    pub completion: Completion,
+    pub arrival: Seq,
+}
+
+/// Whether a host call at some position replays a recorded one or runs live.
+#[derive(Debug)]
+pub enum Step<'a> {
+    Replay(&'a HistoryEvent),
+    Live,
+}
+
+#[derive(Debug, Clone)]
+enum HandleKind {
+    Activity,
+    Timer,
+    Wait(String),
+}
+
+/// The state of one run.
+#[derive(Debug, Default, Clone)]
+pub struct RunState {
+    /// The recorded host calls, in position order.
+    calls: Vec<HistoryEvent>,
+    handles: HashMap<Pos, HandleKind>,
+    cancelled: HashSet<Pos>,
+    /// Results of activities and fired timers, by handle.
+    results: HashMap<Pos, (Seq, Completion)>,
+    /// Raised events not yet consumed, by name, oldest first.
+    unconsumed: HashMap<String, BTreeMap<Seq, String>>,
+    /// Handles an `await-any` returned, with what they returned.
+    bound: HashMap<Pos, (Seq, Completion)>,
+    /// The last history position applied.
+    last_seq: Option<Seq>,
+    /// The lifecycle end, once there is one.
+    end: Option<HistoryEvent>,
+    started_at: Millis,
+}
+
+impl RunState {
+    /// Folds a whole history.
+    pub fn from_history<'a>(history: impl IntoIterator<Item = &'a Recorded>) -> Self {
+        let mut state = Self::default();
+        for r in history {
+            state.apply(r.seq, &r.event);
+        }
+        state
+    }
+
+    /// Applies one history event at position `seq`.
+    pub fn apply(&mut self, seq: Seq, event: &HistoryEvent) {
+        use HistoryEvent::*;
+        self.last_seq = Some(self.last_seq.map_or(seq, |s| s.max(seq)));
+        match event {
+            Started { at, .. } => self.started_at = *at,
+            ActivityCompleted { handle, output } => {
+                self.results
+                    .entry(*handle)
+                    .or_insert((seq, Completion::Success(output.clone())));
+            }
+            ActivityFailed { handle, error } => {
+                self.results
+                    .entry(*handle)
+                    .or_insert((seq, Completion::Failure(error.clone())));
+            }
+            TimerFired { handle } => {
+                self.results
+                    .entry(*handle)
+                    .or_insert((seq, Completion::Fired));
+            }
+            EventRaised { name, payload } => {
+                self.unconsumed
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(seq, payload.clone());
+            }
+            Completed { .. } | Failed { .. } | Terminated { .. } => {
+                self.end = Some(event.clone());
+            }
+            call => self.apply_call(call),
+        }
+    }
+
+    fn apply_call(&mut self, call: &HistoryEvent) {
+        use HistoryEvent::*;
+        let Some(pos) = call.call_pos() else { return };
+        match call {
+            ActivityScheduled { .. } => {
+                self.handles.insert(pos, HandleKind::Activity);
+            }
+            TimerCreated { .. } => {
+                self.handles.insert(pos, HandleKind::Timer);
+            }
+            EventWaitCreated { name, .. } => {
+                self.handles.insert(pos, HandleKind::Wait(name.clone()));
+            }
+            Cancelled { handle, .. } => {
+                self.cancelled.insert(*handle);
+            }
+            AwaitResolved {
+                winner,
+                completion,
+                arrival,
+                ..
+            } => {
+                if let Some(HandleKind::Wait(name)) = self.handles.get(winner)
+                    && let Some(queue) = self.unconsumed.get_mut(name)
+                {
+                    queue.remove(arrival);
+                }
+                self.bound.insert(*winner, (*arrival, completion.clone()));
+            }
+            _ => {}
+        }
+        self.calls.push(call.clone());
+    }
+
+    /// Records a live host call (one the history did not hold yet).
+    pub fn record_call(&mut self, call: &HistoryEvent) {
+        debug_assert_eq!(call.call_pos(), Some(self.calls.len() as Pos));
+        self.apply_call(call);
+    }
+
+    /// How many host calls are recorded.
+    pub fn recorded_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The last history position applied.
+    pub fn last_seq(&self) -> Option<Seq> {
+        self.last_seq
+    }
+
+    /// The lifecycle end, if the run has ended.
+    pub fn end(&self) -> Option<&HistoryEvent> {
+        self.end.as_ref()
+    }
+
+    /// The orchestration's time at its start.
+    pub fn started_at(&self) -> Millis {
+        self.started_at
+    }
+
+    /// Matches the call the code makes now at `pos` against the history.
+    pub fn step(&self, pos: Pos, attempted: &HistoryEvent) -> Result<Step<'_>, UsageError> {
+        let Some(recorded) = self.calls.get(pos as usize) else {
+            return Ok(Step::Live);
+        };
+        if same_call(recorded, attempted) {
+            Ok(Step::Replay(recorded))
+        } else {
+            Err(UsageError::Nondeterminism {
+                pos,
+                recorded: recorded.describe(),
+                attempted: attempted.describe(),
+            })
+        }
+    }
+
+    /// Whether a handle names a live (created, not cancelled) timer.
+    pub fn is_timer(&self, handle: Pos) -> bool {
+        matches!(self.handles.get(&handle), Some(HandleKind::Timer))
+    }
+
+    /// Checks that a handle may be cancelled.
+    pub fn check_handle(&self, handle: Pos) -> Result<(), UsageError> {
+        if self.handles.contains_key(&handle) {
+            Ok(())
+        } else {
+            Err(UsageError::UnknownHandle(handle))
+        }
+    }
+
+    /// Which of `handles` an `await-any` returns now, if any has completed: the one whose
+    /// completion reached the history first. A wait takes the oldest unconsumed event of its
+    /// name; two waits for one name in the same set take the first and the second.
+    pub fn resolve(&self, handles: &[Pos]) -> Result<Option<Resolution>, UsageError> {
+        if handles.is_empty() {
+            return Err(UsageError::EmptyAwait);
+        }
+        let mut claimed: HashMap<&str, usize> = HashMap::new();
+        let mut best: Option<Resolution> = None;
+        for &h in handles {
+            let kind = self.handles.get(&h).ok_or(UsageError::UnknownHandle(h))?;
+            if self.cancelled.contains(&h) {
+                return Err(UsageError::CancelledHandle(h));
+            }
+            let candidate = if let Some((seq, c)) = self.bound.get(&h) {
+                Some((*seq, c.clone()))
+            } else {
+                match kind {
+                    HandleKind::Activity | HandleKind::Timer => {
+                        self.results.get(&h).map(|(s, c)| (*s, c.clone()))
+                    }
+                    HandleKind::Wait(name) => {
+                        let n = claimed.entry(name.as_str()).or_default();
+                        let event = self
+                            .unconsumed
+                            .get(name)
+                            .and_then(|q| q.iter().nth(*n))
+                            .map(|(s, p)| (*s, Completion::Success(p.clone())));
+                        *n += 1;
+                        event
+                    }
+                }
+            };
+            if let Some((arrival, completion)) = candidate
+                && best.as_ref().is_none_or(|b| arrival < b.arrival)
+            {
+                best = Some(Resolution {
+                    winner: h,
+                    completion,
+                    arrival,
+                });
+            }
+        }
+        Ok(best)
+    }
+
+    /// Timers created and neither fired nor cancelled.
+    pub fn pending_timers(&self) -> Vec<Pos> {
+        let mut v: Vec<Pos> = self
+            .handles
+            .iter()
+            .filter(|(h, k)| {
+                matches!(k, HandleKind::Timer)
+                    && !self.results.contains_key(h)
+                    && !self.cancelled.contains(h)
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Whether the call made now is the one recorded: same kind and same identifying arguments.
+/// Values the host chose (time, GUIDs, random numbers, await results) are not compared.
+fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
+    use HistoryEvent::*;
+    match (recorded, attempted) {
+        (Now { .. }, Now { .. }) | (Guid { .. }, Guid { .. }) | (Random { .. }, Random { .. }) => {
+            true
+        }
+        (CustomStatusSet { status: a, .. }, CustomStatusSet { status: b, .. }) => a == b,
+        (
+            ActivityScheduled {
+                name: a,
+                input: ai,
+                retry: ar,
+                ..
+            },
+            ActivityScheduled {
+                name: b,
+                input: bi,
+                retry: br,
+                ..
+            },
+        ) => a == b && ai == bi && ar == br,
+        (TimerCreated { fire_at: a, .. }, TimerCreated { fire_at: b, .. }) => a == b,
+        (EventWaitCreated { name: a, .. }, EventWaitCreated { name: b, .. }) => a == b,
+        (Cancelled { handle: a, .. }, Cancelled { handle: b, .. }) => a == b,
+        (AwaitResolved { handles: a, .. }, AwaitResolved { handles: b, .. }) => a == b,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::ComponentDigest;
+    use HistoryEvent::*;
+
+    /// Builds histories for tests, numbering events in order.
+    #[derive(Default)]
+    struct History(Vec<Recorded>);
+
+    impl History {
+        fn with(mut self, event: HistoryEvent) -> Self {
+            let seq = self.0.len() as Seq;
+            self.0.push(Recorded {
+                seq,
+                recorded_at: 0,
+                event,
+            });
+            self
+        }
+        fn state(&self) -> RunState {
+            RunState::from_history(&self.0)
+        }
+    }
+
+    fn started() -> History {
+        History::default().with(Started {
+            name: "o".into(),
+            input: "null".into(),
+            digest: ComponentDigest::of(b""),
+            seed: 1,
+            at: 0,
+        })
+    }
+
+    fn wait(pos: Pos, name: &str) -> HistoryEvent {
+        EventWaitCreated {
+            pos,
+            name: name.into(),
+        }
+    }
+
+    fn raised(name: &str, payload: &str) -> HistoryEvent {
+        EventRaised {
+            name: name.into(),
+            payload: payload.into(),
+        }
+    }
+
+    #[test]
+    fn event_raised_before_the_wait_is_delivered() {
+        let h = started().with(raised("e", "1")).with(wait(0, "e"));
+        let r = h.state().resolve(&[0]).unwrap().unwrap();
+        assert_eq!(r.winner, 0);
+        assert_eq!(r.completion, Completion::Success("1".into()));
+        assert_eq!(r.arrival, 1);
+    }
+
+    #[test]
+    fn earliest_arrival_wins_the_race() {
+        let h = started()
+            .with(TimerCreated { pos: 0, fire_at: 5 })
+            .with(wait(1, "e"))
+            .with(TimerFired { handle: 0 })
+            .with(raised("e", "1"));
+        let r = h.state().resolve(&[1, 0]).unwrap().unwrap();
+        assert_eq!(r.winner, 0, "the timer fired before the event was raised");
+    }
+
+    #[test]
+    fn a_wait_that_lost_consumes_nothing() {
+        let h = started()
+            .with(TimerCreated { pos: 0, fire_at: 5 })
+            .with(wait(1, "e"))
+            .with(TimerFired { handle: 0 })
+            .with(AwaitResolved {
+                pos: 2,
+                handles: vec![1, 0],
+                winner: 0,
+                completion: Completion::Fired,
+                arrival: 3,
+                at: 5,
+            })
+            .with(raised("e", "7"))
+            .with(wait(3, "e"));
+        let r = h.state().resolve(&[3]).unwrap().unwrap();
+        assert_eq!(r.completion, Completion::Success("7".into()));
+    }
+
+    #[test]
+    fn events_of_one_name_are_delivered_in_order_and_once() {
+        let h = started()
+            .with(raised("e", "1"))
+            .with(raised("e", "2"))
+            .with(wait(0, "e"))
+            .with(AwaitResolved {
+                pos: 1,
+                handles: vec![0],
+                winner: 0,
+                completion: Completion::Success("1".into()),
+                arrival: 1,
+                at: 0,
+            })
+            .with(wait(2, "e"));
+        let s = h.state();
+        let r = s.resolve(&[2]).unwrap().unwrap();
+        assert_eq!(r.completion, Completion::Success("2".into()));
+        assert_eq!(r.arrival, 2);
+        // Two waits in one set take the first and the second event.
+        let h = started()
+            .with(raised("e", "1"))
+            .with(raised("e", "2"))
+            .with(wait(0, "e"))
+            .with(wait(1, "e"));
+        let r = h.state().resolve(&[1, 0]).unwrap().unwrap();
+        assert_eq!((r.winner, r.arrival), (1, 1));
+    }
+
+    #[test]
+    fn nothing_completed_resolves_to_none() {
+        let h = started()
+            .with(TimerCreated { pos: 0, fire_at: 5 })
+            .with(wait(1, "e"))
+            .with(raised("other", "1"));
+        assert_eq!(h.state().resolve(&[0, 1]).unwrap(), None);
+    }
+
+    #[test]
+    fn replay_matches_by_kind_and_arguments() {
+        let h = started().with(ActivityScheduled {
+            pos: 0,
+            name: "send".into(),
+            input: "\"+1\"".into(),
+            retry: None,
+        });
+        let s = h.state();
+        let same = ActivityScheduled {
+            pos: 0,
+            name: "send".into(),
+            input: "\"+1\"".into(),
+            retry: None,
+        };
+        assert!(matches!(s.step(0, &same), Ok(Step::Replay(_))));
+        assert!(matches!(s.step(1, &same), Ok(Step::Live)));
+        let other = ActivityScheduled {
+            pos: 0,
+            name: "shout".into(),
+            input: "\"+1\"".into(),
+            retry: None,
+        };
+        let err = s.step(0, &other).unwrap_err().to_string();
+        assert!(err.contains("position 0"), "{err}");
+        assert!(err.contains("'send'") && err.contains("'shout'"), "{err}");
+    }
+
+    #[test]
+    fn misuse_is_an_error() {
+        let s = started().with(TimerCreated { pos: 0, fire_at: 1 }).state();
+        assert_eq!(s.resolve(&[]), Err(UsageError::EmptyAwait));
+        assert_eq!(s.resolve(&[9]), Err(UsageError::UnknownHandle(9)));
+        let s = started()
+            .with(TimerCreated { pos: 0, fire_at: 1 })
+            .with(Cancelled { pos: 1, handle: 0 })
+            .state();
+        assert_eq!(s.resolve(&[0]), Err(UsageError::CancelledHandle(0)));
+        assert!(s.pending_timers().is_empty());
+    }
+}

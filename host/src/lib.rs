@@ -1,0 +1,11 @@
+//! weft: a durable workflow host for WebAssembly components.
+//!
+//! Dependencies point one way: `api → runtime → {store, wasm} → history`; only `clock` reads
+//! wall time.
+
+pub mod api;
+pub mod clock;
+pub mod history;
+pub mod runtime;
+pub mod store;
+pub mod wasm;

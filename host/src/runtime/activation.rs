@@ -1,0 +1,565 @@
+//! Running an orchestration: the instance actor, and the `orchestration-context` imports that
+//! replay recorded calls and record live ones.
+//!
+//! Record before effect: live calls collect in `pending`; when the orchestration blocks (or
+//! ends) they are committed in one write, and only then are activities dispatched and timers
+//! armed.
+
+use super::Runtime;
+use crate::history::RuntimeStatus;
+use crate::history::{Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step};
+use crate::store::{ActivityWork, Append};
+use crate::wasm::bindings::weft::workflow::types::{
+    Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
+};
+use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
+use crate::wasm::{GuestState, HttpPolicy, OrchestrationClock, orchestration_wasi};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Why an activation stops before the orchestration returns. Raised as a trap to unwind the
+/// guest; never shown to users.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    /// Nothing happened for the idle timeout: the instance is evicted.
+    #[error("evicted while idle")]
+    Idle,
+    /// The instance ended from outside (terminated, purged).
+    #[error("the instance has ended")]
+    Ended,
+    /// A write failed; the activation's state is ahead of the database. It is dropped and the
+    /// instance replayed later.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The host is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+/// The orchestration side of a wasm store: the run's state and what is not yet committed.
+pub struct Activation {
+    rt: Runtime,
+    id: InstanceId,
+    run: RunState,
+    /// The position of the next host call.
+    pos: Pos,
+    pending: Append,
+    clock: OrchestrationClock,
+    seed: u64,
+    digest: crate::history::ComponentDigest,
+    /// Wake-ups: something was appended to the history.
+    mailbox: mpsc::Receiver<()>,
+    /// The last history position read from the store.
+    seen: u64,
+}
+
+/// How an actor's activation ended.
+enum Exit {
+    /// The run ended (or had ended): the actor is done.
+    Done,
+    /// Evicted while waiting; the mailbox goes back to the actor.
+    Idle(mpsc::Receiver<()>),
+    /// A failure outside the orchestration's control; try again later.
+    Retry(mpsc::Receiver<()>),
+}
+
+/// The actor of one instance: runs activations until the instance ends or idles out.
+pub(super) async fn actor(rt: Runtime, id: InstanceId, mut mailbox: mpsc::Receiver<()>) {
+    loop {
+        match activate(&rt, &id, mailbox).await {
+            Exit::Done => {
+                let mut dummy = mpsc::channel(1).1;
+                rt.retire(&id, &mut dummy);
+                return;
+            }
+            Exit::Idle(mut rx) => {
+                if rt.retire(&id, &mut rx) {
+                    return;
+                }
+                mailbox = rx;
+            }
+            Exit::Retry(rx) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                mailbox = rx;
+            }
+        }
+    }
+}
+
+/// Loads the instance, replays its history into a fresh wasm instance and runs it live until it
+/// ends or idles out.
+async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) -> Exit {
+    let history = match rt.store().history(id.clone(), 0).await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(instance = %id, "cannot load history: {e}");
+            return Exit::Retry(mailbox);
+        }
+    };
+    let Some(HistoryEvent::Started {
+        name,
+        input,
+        seed,
+        at,
+        ..
+    }) = history.first().map(|r| r.event.clone())
+    else {
+        // Purged, or never created.
+        return Exit::Done;
+    };
+    // The component the instance is pinned to now: the one it started on, unless it was
+    // moved since.
+    let digest = match rt.store().instance(id.clone()).await {
+        Ok(Some(row)) => row.digest,
+        Ok(None) => return Exit::Done,
+        Err(e) => {
+            tracing::error!(instance = %id, "cannot load instance: {e}");
+            return Exit::Retry(mailbox);
+        }
+    };
+    let run = RunState::from_history(&history);
+    if run.end().is_some() {
+        return Exit::Done;
+    }
+    let loaded = match rt.component(&digest).await {
+        Ok(l) => l,
+        Err(e) => {
+            let message = format!("cannot load component {}: {e}", digest.short());
+            return finish_failed(rt, id, message, mailbox).await;
+        }
+    };
+    if run.recorded_calls() > 0 {
+        tracing::info!(instance = %id, "replaying {} recorded calls", run.recorded_calls());
+    }
+    let clock = OrchestrationClock::new(at);
+    let seen = run.last_seq().unwrap_or(0);
+    let activation = Activation {
+        rt: rt.clone(),
+        id: id.clone(),
+        run,
+        pos: 0,
+        pending: Append::default(),
+        clock: clock.clone(),
+        seed,
+        digest: digest.clone(),
+        mailbox,
+        seen,
+    };
+    let state = GuestState::new(
+        orchestration_wasi(&clock, seed),
+        HttpPolicy::Deny,
+        activation,
+    );
+    let mut store = wasmtime::Store::new(rt.engine(), state);
+    let result = match loaded.orchestration.instantiate_async(&mut store).await {
+        Ok(instance) => {
+            instance
+                .weft_workflow_orchestrations()
+                .call_run(&mut store, &name, &input)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let activation = store.into_data().ctx;
+    match result {
+        Ok(output) => activation.finish(output).await,
+        Err(trap) => match trap.downcast::<Stop>() {
+            Ok(Stop::Idle) => Exit::Idle(activation.mailbox),
+            Ok(Stop::Ended | Stop::Shutdown) => Exit::Done,
+            Ok(Stop::Store(e)) => {
+                tracing::error!(instance = %id, "activation dropped: {e}");
+                Exit::Retry(activation.mailbox)
+            }
+            Err(trap) => {
+                let message = match trap.downcast_ref::<crate::history::UsageError>() {
+                    Some(usage) => usage.to_string(),
+                    None => format!("the orchestration trapped: {trap:?}"),
+                };
+                activation.fail(message).await
+            }
+        },
+    }
+}
+
+async fn finish_failed(
+    rt: &Runtime,
+    id: &InstanceId,
+    message: String,
+    mailbox: mpsc::Receiver<()>,
+) -> Exit {
+    let append = Append {
+        events: vec![HistoryEvent::Failed {
+            error: message.clone(),
+        }],
+        end: Some((RuntimeStatus::Failed, None, Some(message))),
+        ..Append::default()
+    };
+    match rt.store().append(id.clone(), append, rt.now()).await {
+        Ok(_) => Exit::Done,
+        Err(e) => {
+            tracing::error!(instance = %id, "cannot record failure: {e}");
+            Exit::Retry(mailbox)
+        }
+    }
+}
+
+impl Activation {
+    /// The orchestration returned: commit what is pending with the end.
+    async fn finish(mut self, output: Result<String, String>) -> Exit {
+        if (self.pos as usize) < self.run.recorded_calls() {
+            let usage = crate::history::UsageError::FinishedEarly {
+                made: self.pos as usize,
+                recorded: self.run.recorded_calls(),
+            };
+            return self.fail(usage.to_string()).await;
+        }
+        let (event, end) = match output {
+            Ok(output) => (
+                HistoryEvent::Completed {
+                    output: output.clone(),
+                },
+                (RuntimeStatus::Completed, Some(output), None),
+            ),
+            Err(error) => (
+                HistoryEvent::Failed {
+                    error: error.clone(),
+                },
+                (RuntimeStatus::Failed, None, Some(error)),
+            ),
+        };
+        self.pending.events.push(event);
+        self.pending.end = Some(end);
+        self.commit_end().await
+    }
+
+    /// The orchestration failed (trap, nondeterminism, misuse): record the failure. Calls it
+    /// made live are dropped: they never took effect.
+    async fn fail(mut self, message: String) -> Exit {
+        tracing::warn!(instance = %self.id, "failed: {message}");
+        self.pending = Append {
+            events: vec![HistoryEvent::Failed {
+                error: message.clone(),
+            }],
+            end: Some((RuntimeStatus::Failed, None, Some(message))),
+            ..Append::default()
+        };
+        self.commit_end().await
+    }
+
+    async fn commit_end(mut self) -> Exit {
+        let append = std::mem::take(&mut self.pending);
+        match self
+            .rt
+            .store()
+            .append(self.id.clone(), append, self.rt.now())
+            .await
+        {
+            Ok(_) => Exit::Done,
+            Err(e) => {
+                tracing::error!(instance = %self.id, "cannot record the end: {e}");
+                Exit::Retry(self.mailbox)
+            }
+        }
+    }
+
+    fn replaying(&self) -> bool {
+        (self.pos as usize) < self.run.recorded_calls()
+    }
+
+    /// Matches the call against the history: the recorded event on replay, `None` when live.
+    fn step(&mut self, attempted: &HistoryEvent) -> wasmtime::Result<Option<HistoryEvent>> {
+        match self.run.step(self.pos, attempted)? {
+            Step::Replay(recorded) => {
+                let recorded = recorded.clone();
+                self.pos += 1;
+                Ok(Some(recorded))
+            }
+            Step::Live => Ok(None),
+        }
+    }
+
+    /// Records a live call.
+    fn record(&mut self, event: HistoryEvent) {
+        self.run.record_call(&event);
+        self.pending.events.push(event);
+        self.pos += 1;
+    }
+
+    /// A value derived from the instance's seed and a position: replays need not store it,
+    /// but it is recorded anyway so the history reads on its own.
+    fn derived(&self, pos: Pos) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(format!("{}:{pos}", self.seed)).into()
+    }
+
+    /// Commits pending calls, then starts their effects.
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if self.pending.events.is_empty() {
+            return Ok(());
+        }
+        let append = std::mem::take(&mut self.pending);
+        let activities = append.activities.clone();
+        let armed = !append.timers.is_empty();
+        let committed = self
+            .rt
+            .store()
+            .append(self.id.clone(), append, self.rt.now())
+            .await?;
+        if committed.is_none() {
+            return Err(Stop::Ended);
+        }
+        for (pos, name, input) in activities {
+            self.rt.dispatch_activity(ActivityWork {
+                instance: self.id.clone(),
+                pos,
+                name,
+                input,
+                attempt: 1,
+                digest: self.digest.clone(),
+            });
+        }
+        if armed {
+            self.rt.inner.timers_changed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Waits for something to be appended to the history, then reads it.
+    async fn wait_for_news(&mut self) -> Result<(), Stop> {
+        let idle = self.rt.inner.settings.idle_timeout;
+        let woken = match self.mailbox.try_recv() {
+            Ok(()) => true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return Err(Stop::Shutdown),
+            Err(mpsc::error::TryRecvError::Empty) if idle.is_zero() => false,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout(idle, self.mailbox.recv()).await {
+                    Ok(Some(())) => true,
+                    Ok(None) => return Err(Stop::Shutdown),
+                    Err(_) => false,
+                }
+            }
+        };
+        if !woken {
+            return Err(Stop::Idle);
+        }
+        let news = self
+            .rt
+            .store()
+            .history(self.id.clone(), self.seen + 1)
+            .await?;
+        for r in news {
+            self.seen = self.seen.max(r.seq);
+            // Our own calls are applied already.
+            if r.event.call_pos().is_none() {
+                self.run.apply(r.seq, &r.event);
+            }
+        }
+        if self.run.end().is_some() {
+            return Err(Stop::Ended);
+        }
+        Ok(())
+    }
+}
+
+fn to_wit(c: Completion) -> WitCompletion {
+    match c {
+        Completion::Success(s) => WitCompletion::Success(s),
+        Completion::Failure(s) => WitCompletion::Failure(s),
+        Completion::Fired => WitCompletion::Fired,
+    }
+}
+
+impl orchestration_context::Host for GuestState<Activation> {
+    async fn instance_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.ctx.id.to_string())
+    }
+
+    async fn now(&mut self) -> wasmtime::Result<u64> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let value = match a.step(&HistoryEvent::Now { pos, value: 0 })? {
+            Some(HistoryEvent::Now { value, .. }) => value,
+            Some(_) => unreachable!("step matched the kind"),
+            None => {
+                let value = a.rt.now().max(a.clock.now());
+                a.record(HistoryEvent::Now { pos, value });
+                value
+            }
+        };
+        a.clock.advance_to(value);
+        Ok(value)
+    }
+
+    async fn new_guid(&mut self) -> wasmtime::Result<String> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        match a.step(&HistoryEvent::Guid {
+            pos,
+            value: String::new(),
+        })? {
+            Some(HistoryEvent::Guid { value, .. }) => Ok(value),
+            Some(_) => unreachable!("step matched the kind"),
+            None => {
+                let bytes: [u8; 16] = a.derived(pos)[..16].try_into().expect("16 bytes");
+                let value = uuid::Builder::from_random_bytes(bytes)
+                    .into_uuid()
+                    .hyphenated()
+                    .to_string();
+                a.record(HistoryEvent::Guid {
+                    pos,
+                    value: value.clone(),
+                });
+                Ok(value)
+            }
+        }
+    }
+
+    async fn random_u64(&mut self) -> wasmtime::Result<u64> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        match a.step(&HistoryEvent::Random { pos, value: 0 })? {
+            Some(HistoryEvent::Random { value, .. }) => Ok(value),
+            Some(_) => unreachable!("step matched the kind"),
+            None => {
+                let value = u64::from_le_bytes(a.derived(pos)[..8].try_into().expect("8 bytes"));
+                a.record(HistoryEvent::Random { pos, value });
+                Ok(value)
+            }
+        }
+    }
+
+    async fn is_replaying(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.ctx.replaying())
+    }
+
+    async fn log(&mut self, message: String) -> wasmtime::Result<()> {
+        if !self.ctx.replaying() {
+            tracing::info!(instance = %self.ctx.id, "{message}");
+        }
+        Ok(())
+    }
+
+    async fn set_custom_status(&mut self, status: String) -> wasmtime::Result<()> {
+        let a = &mut self.ctx;
+        let event = HistoryEvent::CustomStatusSet {
+            pos: a.pos,
+            status: status.clone(),
+        };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+            a.pending.custom_status = Some(status);
+        }
+        Ok(())
+    }
+
+    async fn schedule_activity(
+        &mut self,
+        name: String,
+        input: String,
+        retry: Option<WitRetryPolicy>,
+    ) -> wasmtime::Result<u32> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let event = HistoryEvent::ActivityScheduled {
+            pos,
+            name: name.clone(),
+            input: input.clone(),
+            retry: retry.map(|r| RetryPolicy {
+                max_attempts: r.max_attempts,
+                first_interval_ms: r.first_interval_ms,
+                backoff_coefficient: r.backoff_coefficient,
+                max_interval_ms: r.max_interval_ms,
+                non_retryable: r.non_retryable,
+            }),
+        };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+            a.pending.activities.push((pos, name, input));
+        }
+        Ok(pos)
+    }
+
+    async fn create_timer(&mut self, fire_at: u64) -> wasmtime::Result<u32> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let event = HistoryEvent::TimerCreated { pos, fire_at };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+            a.pending.timers.push((pos, fire_at));
+        }
+        Ok(pos)
+    }
+
+    async fn wait_event(&mut self, name: String) -> wasmtime::Result<u32> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let event = HistoryEvent::EventWaitCreated { pos, name };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+        }
+        Ok(pos)
+    }
+
+    async fn cancel(&mut self, handle: u32) -> wasmtime::Result<()> {
+        let a = &mut self.ctx;
+        a.run.check_handle(handle)?;
+        let event = HistoryEvent::Cancelled { pos: a.pos, handle };
+        if a.step(&event)?.is_none() {
+            if a.run.is_timer(handle) {
+                a.pending.cancel_timers.push(handle);
+            }
+            a.record(event);
+        }
+        Ok(())
+    }
+
+    async fn await_any(&mut self, handles: Vec<u32>) -> wasmtime::Result<(u32, WitCompletion)> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let attempted = HistoryEvent::AwaitResolved {
+            pos,
+            handles: handles.clone(),
+            winner: 0,
+            completion: Completion::Fired,
+            arrival: 0,
+            at: 0,
+        };
+        if let Some(HistoryEvent::AwaitResolved {
+            winner,
+            completion,
+            at,
+            ..
+        }) = a.step(&attempted)?
+        {
+            a.clock.advance_to(at);
+            return Ok((winner, to_wit(completion)));
+        }
+        loop {
+            if let Some(r) = a.run.resolve(&handles)? {
+                let at = a.rt.now().max(a.clock.now());
+                a.clock.advance_to(at);
+                a.record(HistoryEvent::AwaitResolved {
+                    pos,
+                    handles,
+                    winner: r.winner,
+                    completion: r.completion.clone(),
+                    arrival: r.arrival,
+                    at,
+                });
+                return Ok((r.winner, to_wit(r.completion)));
+            }
+            a.flush().await?;
+            a.wait_for_news().await?;
+        }
+    }
+}
+
+impl activity_context::Host for GuestState<Activation> {
+    async fn idempotency_key(&mut self) -> wasmtime::Result<String> {
+        wasmtime::bail!("activity-context is available to activities, not orchestrations")
+    }
+
+    async fn attempt(&mut self) -> wasmtime::Result<u32> {
+        wasmtime::bail!("activity-context is available to activities, not orchestrations")
+    }
+}

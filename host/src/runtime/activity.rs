@@ -1,0 +1,136 @@
+//! Running activities: a fresh instance of the component per attempt, with real WASI and
+//! outbound HTTP; the result is recorded once.
+
+use super::Runtime;
+use crate::store::ActivityWork;
+use crate::wasm::bindings::weft::workflow::types::{
+    Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
+};
+use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
+use crate::wasm::{GuestState, HttpPolicy, activity_wasi};
+
+/// The activity side of a wasm store.
+pub struct ActivityCall {
+    idempotency_key: String,
+    attempt: u32,
+}
+
+impl ActivityCall {
+    /// For asking a component what it exports; no activity runs.
+    pub(super) fn introspection() -> Self {
+        Self {
+            idempotency_key: String::new(),
+            attempt: 0,
+        }
+    }
+}
+
+/// Runs one scheduled activity and records its result.
+pub(super) async fn run(rt: Runtime, work: ActivityWork) {
+    let result = execute(&rt, &work).await;
+    if let Err(e) = &result {
+        tracing::info!(instance = %work.instance, activity = %work.name, "activity failed: {e}");
+    }
+    match rt
+        .store()
+        .complete_activity(work.instance.clone(), work.pos, result, rt.now())
+        .await
+    {
+        Ok(true) => rt.wake(&work.instance),
+        Ok(false) => {}
+        // Not recorded: the activity stays pending and runs again after a restart.
+        Err(e) => tracing::error!(instance = %work.instance, "cannot record activity result: {e}"),
+    }
+}
+
+async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
+    let loaded = rt
+        .component(&work.digest)
+        .await
+        .map_err(|e| format!("cannot load component: {e}"))?;
+    if !loaded.activities.contains(&work.name) {
+        return Err(format!(
+            "unknown activity '{}': the component exports {:?}",
+            work.name, loaded.activities
+        ));
+    }
+    let call = ActivityCall {
+        idempotency_key: format!("{}/{}", work.instance, work.pos),
+        attempt: work.attempt,
+    };
+    let state = GuestState::new(
+        activity_wasi(&rt.inner.settings.app_settings),
+        HttpPolicy::Allow,
+        call,
+    );
+    let mut store = wasmtime::Store::new(rt.engine(), state);
+    let instance = loaded
+        .activity
+        .instantiate_async(&mut store)
+        .await
+        .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+    match instance
+        .weft_workflow_activities()
+        .call_execute(&mut store, &work.name, &work.input)
+        .await
+    {
+        Ok(result) => result,
+        Err(trap) => Err(format!("the activity trapped: {trap:?}")),
+    }
+}
+
+impl activity_context::Host for GuestState<ActivityCall> {
+    async fn idempotency_key(&mut self) -> wasmtime::Result<String> {
+        Ok(self.ctx.idempotency_key.clone())
+    }
+
+    async fn attempt(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.ctx.attempt)
+    }
+}
+
+const NOT_HERE: &str = "orchestration-context is available to orchestrations, not activities";
+
+impl orchestration_context::Host for GuestState<ActivityCall> {
+    async fn instance_id(&mut self) -> wasmtime::Result<String> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn now(&mut self) -> wasmtime::Result<u64> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn new_guid(&mut self) -> wasmtime::Result<String> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn random_u64(&mut self) -> wasmtime::Result<u64> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn is_replaying(&mut self) -> wasmtime::Result<bool> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn log(&mut self, _message: String) -> wasmtime::Result<()> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn set_custom_status(&mut self, _status: String) -> wasmtime::Result<()> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn schedule_activity(
+        &mut self,
+        _name: String,
+        _input: String,
+        _retry: Option<WitRetryPolicy>,
+    ) -> wasmtime::Result<u32> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn create_timer(&mut self, _fire_at: u64) -> wasmtime::Result<u32> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn wait_event(&mut self, _name: String) -> wasmtime::Result<u32> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn cancel(&mut self, _handle: u32) -> wasmtime::Result<()> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn await_any(&mut self, _handles: Vec<u32>) -> wasmtime::Result<(u32, WitCompletion)> {
+        wasmtime::bail!(NOT_HERE)
+    }
+}

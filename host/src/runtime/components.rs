@@ -1,0 +1,162 @@
+//! The loaded components, by digest, and which digest serves each orchestration name.
+
+use super::activation::Activation;
+use super::activity::ActivityCall;
+use crate::history::ComponentDigest;
+use crate::wasm::bindings::WorkflowPre;
+use crate::wasm::{self, Compiler, ComponentError, GuestState, HttpPolicy};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use wasmtime::Store;
+use wasmtime::component::Linker;
+
+/// A compiled, linked component ready to instantiate.
+pub struct Loaded {
+    pub digest: ComponentDigest,
+    pub orchestration: WorkflowPre<GuestState<Activation>>,
+    pub activity: WorkflowPre<GuestState<ActivityCall>>,
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+}
+
+/// What registering a component made available.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub digest: ComponentDigest,
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+}
+
+pub(super) struct Components {
+    compiler: Arc<Compiler>,
+    orchestration_linker: Linker<GuestState<Activation>>,
+    activity_linker: Linker<GuestState<ActivityCall>>,
+    loaded: Mutex<HashMap<ComponentDigest, Arc<Loaded>>>,
+    /// Orchestration name → the digest new instances use.
+    names: Mutex<HashMap<String, ComponentDigest>>,
+}
+
+impl Components {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, ComponentError> {
+        let engine = wasm::engine().map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+        let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
+        Ok(Self {
+            orchestration_linker: wasm::linker(&engine).map_err(link)?,
+            activity_linker: wasm::linker(&engine).map_err(link)?,
+            compiler: Arc::new(Compiler::new(engine, cache_dir)),
+            loaded: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.compiler.engine()
+    }
+
+    pub fn get(&self, digest: &ComponentDigest) -> Option<Arc<Loaded>> {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// Compiles, links and describes a component (or returns it if already loaded).
+    pub async fn load(
+        &self,
+        digest: ComponentDigest,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<Loaded>, ComponentError> {
+        if let Some(l) = self.get(&digest) {
+            return Ok(l);
+        }
+        let compiler = self.compiler.clone();
+        let key = digest.as_str().to_string();
+        let component = tokio::task::spawn_blocking(move || compiler.compile(&key, &bytes))
+            .await
+            .map_err(|e| ComponentError::Invalid(e.to_string()))??;
+        let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
+        let orchestration = WorkflowPre::new(
+            self.orchestration_linker
+                .instantiate_pre(&component)
+                .map_err(link)?,
+        )
+        .map_err(link)?;
+        let activity = WorkflowPre::new(
+            self.activity_linker
+                .instantiate_pre(&component)
+                .map_err(link)?,
+        )
+        .map_err(link)?;
+        let (orchestrations, activities) = self.describe(&activity).await?;
+        let loaded = Arc::new(Loaded {
+            digest: digest.clone(),
+            orchestration,
+            activity,
+            orchestrations,
+            activities,
+        });
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Asks a component for the names it exports.
+    async fn describe(
+        &self,
+        pre: &WorkflowPre<GuestState<ActivityCall>>,
+    ) -> Result<(Vec<String>, Vec<String>), ComponentError> {
+        let describe = |e: wasmtime::Error| ComponentError::Describe(format!("{e:#}"));
+        let state = GuestState::new(
+            wasm::activity_wasi(&[]),
+            HttpPolicy::Deny,
+            ActivityCall::introspection(),
+        );
+        let mut store = Store::new(self.engine(), state);
+        let instance = pre.instantiate_async(&mut store).await.map_err(describe)?;
+        let orchestrations = instance
+            .weft_workflow_orchestrations()
+            .call_names(&mut store)
+            .await
+            .map_err(describe)?;
+        let activities = instance
+            .weft_workflow_activities()
+            .call_names(&mut store)
+            .await
+            .map_err(describe)?;
+        Ok((orchestrations, activities))
+    }
+
+    /// Makes a loaded component's orchestrations the ones new instances of those names use.
+    pub fn publish(&self, loaded: &Loaded) -> super::Registered {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        for name in &loaded.orchestrations {
+            if let Some(old) = names.insert(name.clone(), loaded.digest.clone())
+                && old != loaded.digest
+            {
+                tracing::info!(
+                    "orchestration '{name}' now starts on {} (was {})",
+                    loaded.digest.short(),
+                    old.short()
+                );
+            }
+        }
+        super::Registered {
+            digest: loaded.digest.clone(),
+            orchestrations: loaded.orchestrations.clone(),
+            activities: loaded.activities.clone(),
+        }
+    }
+
+    /// The digest that new instances of orchestration `name` start on.
+    pub fn digest_for(&self, name: &str) -> Option<ComponentDigest> {
+        self.names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+}

@@ -1,0 +1,416 @@
+//! Scheduling: instances and their activations, activities, timers.
+//!
+//! Each instance that has work to do gets an actor task that owns its wasm store. While the
+//! orchestration waits, the actor stays parked inside the guest's `await-any` call (a hot
+//! instance); after `idle_timeout` without news it is evicted, and the next wake-up replays the
+//! history into a fresh instance.
+
+mod activation;
+mod activity;
+mod components;
+
+pub use components::{Loaded, Registered};
+
+use crate::clock::{Clock, Millis};
+use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
+use crate::store::{ActivityWork, CreateOutcome, InstanceRow, RaiseOutcome, Store, StoreError};
+use crate::wasm::ComponentError;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How the runtime behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a waiting instance stays in memory; zero evicts it at every wait.
+    pub idle_timeout: Duration,
+    /// Environment variables that activities see (app settings).
+    pub app_settings: Vec<(String, String)>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            app_settings: Vec::new(),
+        }
+    }
+}
+
+/// What the runtime's callers can get wrong, or what can fail underneath.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no orchestration named '{0}' is deployed")]
+    UnknownOrchestration(String),
+    #[error("instance '{0}' not found")]
+    NotFound(InstanceId),
+    #[error("instance '{id}' has already ended ({})", status.as_str())]
+    Finished {
+        id: InstanceId,
+        status: RuntimeStatus,
+    },
+    #[error("instance '{0}' already exists with a different orchestration or input")]
+    Conflict(InstanceId),
+    #[error("the clock cannot be moved: weft runs on wall time (start it with --manual-clock)")]
+    ClockNotManual,
+    #[error("{path}: {source}")]
+    ComponentFile {
+        path: String,
+        source: ComponentError,
+    },
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    #[error("component {0} is not in the database")]
+    MissingComponent(ComponentDigest),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The weft runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    components: components::Components,
+    /// Mailboxes of the instances that have an actor.
+    actors: Mutex<HashMap<InstanceId, mpsc::Sender<()>>>,
+    /// Tells the timer service that a timer was armed.
+    timers_changed: Notify,
+}
+
+/// An instance's status, with its history when asked for.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub instance: InstanceRow,
+    pub history: Option<Vec<Recorded>>,
+}
+
+impl Runtime {
+    /// A runtime on `store`; call [`Runtime::resume`] once components are registered.
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        cache_dir: Option<std::path::PathBuf>,
+        settings: Settings,
+    ) -> Result<Self, ComponentError> {
+        let components = components::Components::new(cache_dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                clock,
+                settings,
+                components,
+                actors: Mutex::new(HashMap::new()),
+                timers_changed: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    pub fn now(&self) -> Millis {
+        self.inner.clock.now()
+    }
+
+    /// Registers every `.wasm` file in `dir` (in name order; a later file's orchestration
+    /// replaces an earlier one of the same name for new instances).
+    pub async fn register_dir(&self, dir: &Path) -> Result<Vec<Registered>, RuntimeError> {
+        let io = |e| RuntimeError::Io {
+            path: dir.display().to_string(),
+            source: e,
+        };
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        let mut registered = Vec::new();
+        for path in files {
+            let bytes = std::fs::read(&path).map_err(|e| RuntimeError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            let r = self.register(bytes).await.map_err(|e| match e {
+                RuntimeError::Component(source) => RuntimeError::ComponentFile {
+                    path: path.display().to_string(),
+                    source,
+                },
+                other => other,
+            })?;
+            registered.push(r);
+        }
+        Ok(registered)
+    }
+
+    /// Registers a component: compiles and checks it, stores its bytes, and makes its
+    /// orchestrations available by name to new instances.
+    pub async fn register(&self, bytes: Vec<u8>) -> Result<Registered, RuntimeError> {
+        let digest = ComponentDigest::of(&bytes);
+        self.inner
+            .store
+            .put_component(digest.clone(), bytes.clone(), self.now())
+            .await?;
+        let loaded = self.inner.components.load(digest, bytes).await?;
+        Ok(self.inner.components.publish(&loaded))
+    }
+
+    /// Starts resumed work after a (re)start: pending activities, timers, unfinished instances.
+    pub async fn resume(&self) -> Result<(), RuntimeError> {
+        for work in self.inner.store.pending_activities().await? {
+            self.dispatch_activity(work);
+        }
+        for id in self.inner.store.unfinished_instances().await? {
+            self.wake(&id);
+        }
+        let rt = self.clone();
+        tokio::spawn(async move { rt.timer_service().await });
+        Ok(())
+    }
+
+    /// Starts an instance of orchestration `name`. Starting again with the same id, name and
+    /// input returns the existing instance; with another name or input it is a conflict.
+    pub async fn start(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        id: Option<InstanceId>,
+    ) -> Result<(InstanceId, bool), RuntimeError> {
+        let digest = self
+            .inner
+            .components
+            .digest_for(name)
+            .ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
+        let id = id.unwrap_or_else(InstanceId::random);
+        let now = self.now();
+        let started = HistoryEvent::Started {
+            name: name.to_string(),
+            input: input.to_string(),
+            digest,
+            seed: seed_for(&id, now),
+            at: now,
+        };
+        match self
+            .inner
+            .store
+            .create_instance(id.clone(), started, now)
+            .await?
+        {
+            CreateOutcome::Created => {
+                self.wake(&id);
+                Ok((id, true))
+            }
+            CreateOutcome::Exists { same_input: true } => Ok((id, false)),
+            CreateOutcome::Exists { same_input: false } => Err(RuntimeError::Conflict(id)),
+        }
+    }
+
+    /// Raises event `name` to an instance; returns once the event is durable.
+    pub async fn raise_event(
+        &self,
+        id: &InstanceId,
+        name: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        let outcome = self
+            .inner
+            .store
+            .raise_event(
+                id.clone(),
+                name.to_string(),
+                payload.to_string(),
+                self.now(),
+            )
+            .await?;
+        self.after_write(id, outcome)
+    }
+
+    /// Terminates a running instance; its timers and waits are dropped.
+    pub async fn terminate(&self, id: &InstanceId, reason: &str) -> Result<(), RuntimeError> {
+        let outcome = self
+            .inner
+            .store
+            .terminate(id.clone(), reason.to_string(), self.now())
+            .await?;
+        self.after_write(id, outcome)
+    }
+
+    fn after_write(&self, id: &InstanceId, outcome: RaiseOutcome) -> Result<(), RuntimeError> {
+        match outcome {
+            RaiseOutcome::Raised(_) => {
+                self.wake(id);
+                Ok(())
+            }
+            RaiseOutcome::NotFound => Err(RuntimeError::NotFound(id.clone())),
+            RaiseOutcome::Finished(status) => Err(RuntimeError::Finished {
+                id: id.clone(),
+                status,
+            }),
+        }
+    }
+
+    /// Deletes an instance and its history.
+    pub async fn purge(&self, id: &InstanceId) -> Result<(), RuntimeError> {
+        if let Some(row) = self.inner.store.instance(id.clone()).await?
+            && !row.status.is_terminal()
+        {
+            self.terminate(id, "purged").await.ok();
+        }
+        if self.inner.store.purge(id.clone()).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::NotFound(id.clone()))
+        }
+    }
+
+    /// An instance's status (and history, if asked).
+    pub async fn status(
+        &self,
+        id: &InstanceId,
+        with_history: bool,
+    ) -> Result<Status, RuntimeError> {
+        let instance = self
+            .inner
+            .store
+            .instance(id.clone())
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let history = if with_history {
+            Some(self.inner.store.history(id.clone(), 0).await?)
+        } else {
+            None
+        };
+        Ok(Status { instance, history })
+    }
+
+    /// Moves a manual clock forward and fires the timers that became due; returns the new time
+    /// and how many instances got a timer.
+    pub async fn advance_clock(&self, by: Duration) -> Result<(Millis, usize), RuntimeError> {
+        let now = self
+            .inner
+            .clock
+            .advance(by)
+            .ok_or(RuntimeError::ClockNotManual)?;
+        let fired = self.fire_due_timers().await?;
+        Ok((now, fired))
+    }
+
+    /// Fires every due timer and wakes the instances that own them.
+    async fn fire_due_timers(&self) -> Result<usize, StoreError> {
+        let woken = self.inner.store.fire_due_timers(self.now()).await?;
+        for id in &woken {
+            self.wake(id);
+        }
+        Ok(woken.len())
+    }
+
+    async fn timer_service(&self) {
+        loop {
+            let next = match self.inner.store.next_timer_due().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!("timer service: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Some(at) = next
+                && at <= self.now()
+            {
+                if let Err(e) = self.fire_due_timers().await {
+                    tracing::error!("timer service: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                continue;
+            }
+            let sleep = async {
+                match next {
+                    Some(at) => self.inner.clock.sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = sleep => {}
+                () = self.inner.timers_changed.notified() => {}
+            }
+        }
+    }
+
+    /// Makes sure the instance's actor looks at its history.
+    pub(crate) fn wake(&self, id: &InstanceId) {
+        let mut actors = self.inner.actors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = actors.get(id) {
+            // A full mailbox already holds a wake-up; the actor re-reads everything new.
+            let _ = tx.try_send(());
+            return;
+        }
+        let (tx, rx) = mpsc::channel(1);
+        actors.insert(id.clone(), tx);
+        let rt = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move { activation::actor(rt, id, rx).await });
+    }
+
+    /// Called by an actor that wants to stop: it may, unless a wake-up is waiting for it.
+    fn retire(&self, id: &InstanceId, rx: &mut mpsc::Receiver<()>) -> bool {
+        let mut actors = self.inner.actors.lock().unwrap_or_else(|p| p.into_inner());
+        if rx.try_recv().is_ok() {
+            return false;
+        }
+        actors.remove(id);
+        true
+    }
+
+    /// How many instances are in memory.
+    pub fn hot_instances(&self) -> usize {
+        self.inner.actors.lock().map(|a| a.len()).unwrap_or(0)
+    }
+
+    fn engine(&self) -> &wasmtime::Engine {
+        self.inner.components.engine()
+    }
+
+    /// A component by digest: loaded already, or compiled from its stored bytes.
+    async fn component(&self, digest: &ComponentDigest) -> Result<Arc<Loaded>, RuntimeError> {
+        if let Some(l) = self.inner.components.get(digest) {
+            return Ok(l);
+        }
+        let bytes = self
+            .inner
+            .store
+            .component_bytes(digest.clone())
+            .await?
+            .ok_or_else(|| RuntimeError::MissingComponent(digest.clone()))?;
+        Ok(self.inner.components.load(digest.clone(), bytes).await?)
+    }
+
+    fn dispatch_activity(&self, work: ActivityWork) {
+        let rt = self.clone();
+        tokio::spawn(async move { activity::run(rt, work).await });
+    }
+}
+
+/// The seed of an instance's deterministic randomness.
+fn seed_for(id: &InstanceId, at: Millis) -> u64 {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{id}@{at}"));
+    u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))
+}

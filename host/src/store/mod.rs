@@ -1,0 +1,151 @@
+//! Durable storage: one SQLite file (WAL). All writes go through one writer thread that
+//! commits whatever has queued up in one transaction (group commit); each caller still waits
+//! for its own commit. Reads use a separate connection.
+
+mod ops;
+pub mod schema;
+
+pub use ops::{ActivityWork, Append, CreateOutcome, InstanceRow, RaiseOutcome};
+pub use schema::Synchronous;
+
+use rusqlite::{Connection, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use tokio::sync::oneshot;
+
+/// What can go wrong with the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed; the write was not made. Retriable.
+    #[error("database error: {0}")]
+    Db(Arc<rusqlite::Error>),
+    /// The writer has stopped (the host is shutting down). Retriable elsewhere.
+    #[error("the store is closed")]
+    Closed,
+    /// Stored data that cannot be read back: a bug or a tampered file.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Db(Arc::new(e))
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
+
+/// The most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and starts its writer.
+    pub fn open(path: &Path, sync: Synchronous) -> Result<Self, schema::OpenError> {
+        let mut conn = schema::connect(path, sync)?;
+        schema::migrate(&mut conn)?;
+        let reader = schema::connect(path, sync)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("weft-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| {
+                schema::OpenError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+        Ok(Self {
+            writer: tx,
+            reader: Arc::new(Mutex::new(reader)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in the writer's next transaction and waits until that transaction is durable.
+    /// `f` runs inside a savepoint: if it fails, none of its changes are kept.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |txn: &mut Transaction<'_>| {
+            let result = match txn.savepoint() {
+                Ok(mut sp) => {
+                    let r = f(&sp);
+                    if r.is_ok() {
+                        match sp.commit() {
+                            Ok(()) => r,
+                            Err(e) => Err(e.into()),
+                        }
+                    } else {
+                        let _ = sp.rollback();
+                        r
+                    }
+                }
+                Err(e) => Err(e.into()),
+            };
+            Box::new(move |commit: Result<(), StoreError>| {
+                let _ = tx.send(commit.and(result));
+            })
+        });
+        self.writer.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on the read connection (off the async threads).
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut txn = match conn.transaction() {
+            Ok(t) => t,
+            Err(e) => {
+                let err = StoreError::from(e);
+                // The jobs never ran; dropping them drops their reply channels, which their
+                // callers see as `Closed`. Tell them the real reason instead.
+                tracing::error!("cannot begin a transaction: {err}");
+                drop(jobs);
+                continue;
+            }
+        };
+        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&mut txn)).collect();
+        let commit = txn.commit().map_err(StoreError::from);
+        if let Err(e) = &commit {
+            tracing::error!("commit failed: {e}");
+        }
+        for reply in replies {
+            reply(commit.clone());
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! The store's operations: each write is one function run inside the writer's transaction.
+
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::history::{
+    ComponentDigest, HistoryEvent, InstanceId, Pos, Recorded, RuntimeStatus, Seq,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// An instance's row.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    pub id: InstanceId,
+    pub name: String,
+    pub digest: ComponentDigest,
+    pub status: RuntimeStatus,
+    pub input: String,
+    pub output: Option<String>,
+    pub failure: Option<String>,
+    pub custom_status: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// An activity to run.
+#[derive(Debug, Clone)]
+pub struct ActivityWork {
+    pub instance: InstanceId,
+    pub pos: Pos,
+    pub name: String,
+    pub input: String,
+    pub attempt: u32,
+    pub digest: ComponentDigest,
+}
+
+/// What an activation commits: its recorded calls, the work they start, and perhaps its end.
+#[derive(Debug, Default)]
+pub struct Append {
+    pub events: Vec<HistoryEvent>,
+    /// Activities scheduled: (position, name, input).
+    pub activities: Vec<(Pos, String, String)>,
+    /// Timers armed: (position, fire at).
+    pub timers: Vec<(Pos, Millis)>,
+    /// Timers disarmed.
+    pub cancel_timers: Vec<Pos>,
+    pub custom_status: Option<String>,
+    /// The run's end: status plus output or failure. Pending work is dropped with it.
+    pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// An instance with this id exists; `same_input` tells whether it was started the same way.
+    Exists {
+        same_input: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaiseOutcome {
+    Raised(Seq),
+    NotFound,
+    Finished(RuntimeStatus),
+}
+
+fn instance_status(
+    conn: &Connection,
+    id: &InstanceId,
+) -> Result<Option<RuntimeStatus>, StoreError> {
+    let s: Option<String> = conn
+        .query_row(
+            "SELECT status FROM instances WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    s.map(|s| parse_status(&s)).transpose()
+}
+
+fn parse_status(s: &str) -> Result<RuntimeStatus, StoreError> {
+    RuntimeStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status '{s}'")))
+}
+
+/// Appends events to an instance's history, numbering them; returns their positions.
+fn append_events(
+    conn: &Connection,
+    id: &InstanceId,
+    events: &[HistoryEvent],
+    now: Millis,
+) -> Result<Vec<Seq>, StoreError> {
+    let next: i64 = conn.query_row(
+        "SELECT next_seq FROM instances WHERE id = ?1",
+        [id.as_str()],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO history (instance_id, seq, recorded_at, event) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut seqs = Vec::with_capacity(events.len());
+    for (i, event) in events.iter().enumerate() {
+        let seq = next + i as i64;
+        let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        stmt.execute(params![id.as_str(), seq, now as i64, json])?;
+        seqs.push(seq as Seq);
+    }
+    conn.execute(
+        "UPDATE instances SET next_seq = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.as_str(), next + events.len() as i64, now as i64],
+    )?;
+    Ok(seqs)
+}
+
+/// Drops the pending work of an instance that has ended.
+fn drop_pending_work(conn: &Connection, id: &InstanceId) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM timers WHERE instance_id = ?1", [id.as_str()])?;
+    conn.execute(
+        "DELETE FROM activities WHERE instance_id = ?1",
+        [id.as_str()],
+    )?;
+    Ok(())
+}
+
+/// The columns of an instance row, before parsing.
+type RawInstance = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+fn read_instance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+impl Store {
+    /// Stores a component's bytes (once per digest).
+    pub async fn put_component(
+        &self,
+        digest: ComponentDigest,
+        bytes: Vec<u8>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO components (digest, bytes, added_at) VALUES (?1, ?2, ?3)",
+                params![digest.as_str(), bytes, now as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A stored component's bytes.
+    pub async fn component_bytes(
+        &self,
+        digest: ComponentDigest,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT bytes FROM components WHERE digest = ?1",
+                [digest.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    /// Creates an instance with its `started` event, unless one with that id exists.
+    pub async fn create_instance(
+        &self,
+        id: InstanceId,
+        started: HistoryEvent,
+        now: Millis,
+    ) -> Result<CreateOutcome, StoreError> {
+        let HistoryEvent::Started {
+            name,
+            input,
+            digest,
+            ..
+        } = &started
+        else {
+            return Err(StoreError::Corrupt(
+                "an instance starts with `started`".into(),
+            ));
+        };
+        let (name, input, digest) = (name.clone(), input.clone(), digest.clone());
+        self.write(move |c| {
+            let existing: Option<(String, String)> = c
+                .query_row(
+                    "SELECT name, input FROM instances WHERE id = ?1",
+                    [id.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((old_name, old_input)) = existing {
+                return Ok(CreateOutcome::Exists {
+                    same_input: old_name == name && old_input == input,
+                });
+            }
+            c.execute(
+                "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq)
+                 VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?5, 0)",
+                params![id.as_str(), name, digest.as_str(), input, now as i64],
+            )?;
+            append_events(c, &id, &[started], now)?;
+            Ok(CreateOutcome::Created)
+        })
+        .await
+    }
+
+    /// Commits an activation. Refused (`Ok(None)`) if the instance has ended meanwhile.
+    pub async fn append(
+        &self,
+        id: InstanceId,
+        append: Append,
+        now: Millis,
+    ) -> Result<Option<Vec<Seq>>, StoreError> {
+        self.write(move |c| {
+            match instance_status(c, &id)? {
+                None => return Ok(None),
+                Some(s) if s.is_terminal() => return Ok(None),
+                Some(_) => {}
+            }
+            let seqs = append_events(c, &id, &append.events, now)?;
+            {
+                let mut ins = c.prepare_cached(
+                    "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt)
+                     VALUES (?1, ?2, ?3, ?4, 1)",
+                )?;
+                for (pos, name, input) in &append.activities {
+                    ins.execute(params![id.as_str(), pos, name, input])?;
+                }
+                let mut ins = c.prepare_cached(
+                    "INSERT OR IGNORE INTO timers (instance_id, pos, fire_at) VALUES (?1, ?2, ?3)",
+                )?;
+                for (pos, at) in &append.timers {
+                    ins.execute(params![id.as_str(), pos, *at as i64])?;
+                }
+                let mut del =
+                    c.prepare_cached("DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2")?;
+                for pos in &append.cancel_timers {
+                    del.execute(params![id.as_str(), pos])?;
+                }
+            }
+            if let Some(cs) = &append.custom_status {
+                c.execute(
+                    "UPDATE instances SET custom_status = ?2 WHERE id = ?1",
+                    params![id.as_str(), cs],
+                )?;
+            }
+            match &append.end {
+                Some((status, output, failure)) => {
+                    c.execute(
+                        "UPDATE instances SET status = ?2, output = ?3, failure = ?4 WHERE id = ?1",
+                        params![id.as_str(), status.as_str(), output, failure],
+                    )?;
+                    drop_pending_work(c, &id)?;
+                }
+                None => {
+                    c.execute(
+                        "UPDATE instances SET status = 'Running' WHERE id = ?1 AND status = 'Pending'",
+                        [id.as_str()],
+                    )?;
+                }
+            }
+            Ok(Some(seqs))
+        })
+        .await
+    }
+
+    /// Records an event raised to an instance (durable on return).
+    pub async fn raise_event(
+        &self,
+        id: InstanceId,
+        name: String,
+        payload: String,
+        now: Millis,
+    ) -> Result<RaiseOutcome, StoreError> {
+        self.write(move |c| match instance_status(c, &id)? {
+            None => Ok(RaiseOutcome::NotFound),
+            Some(s) if s.is_terminal() => Ok(RaiseOutcome::Finished(s)),
+            Some(_) => {
+                let seqs =
+                    append_events(c, &id, &[HistoryEvent::EventRaised { name, payload }], now)?;
+                Ok(RaiseOutcome::Raised(seqs[0]))
+            }
+        })
+        .await
+    }
+
+    /// Records an activity's result, once: `false` if it was recorded before, or the instance
+    /// has ended, or the activity is no longer pending.
+    pub async fn complete_activity(
+        &self,
+        id: InstanceId,
+        pos: Pos,
+        result: Result<String, String>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let deleted = c.execute(
+                "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
+                params![id.as_str(), pos],
+            )?;
+            if deleted == 0 {
+                return Ok(false);
+            }
+            match instance_status(c, &id)? {
+                Some(s) if !s.is_terminal() => {}
+                _ => return Ok(false),
+            }
+            let event = match result {
+                Ok(output) => HistoryEvent::ActivityCompleted {
+                    handle: pos,
+                    output,
+                },
+                Err(error) => HistoryEvent::ActivityFailed { handle: pos, error },
+            };
+            append_events(c, &id, &[event], now)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Fires every timer due at `now`: records `timer_fired` and disarms it. Returns the
+    /// instances that got one.
+    pub async fn fire_due_timers(&self, now: Millis) -> Result<Vec<InstanceId>, StoreError> {
+        self.write(move |c| {
+            let due: Vec<(String, Pos)> = {
+                let mut q = c.prepare_cached(
+                    "SELECT instance_id, pos FROM timers WHERE fire_at <= ?1 ORDER BY fire_at, instance_id, pos",
+                )?;
+                q.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut woken = Vec::new();
+            for (instance, pos) in due {
+                let id: InstanceId = instance
+                    .parse()
+                    .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))?;
+                c.execute(
+                    "DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2",
+                    params![id.as_str(), pos],
+                )?;
+                append_events(c, &id, &[HistoryEvent::TimerFired { handle: pos }], now)?;
+                if woken.last() != Some(&id) {
+                    woken.push(id);
+                }
+            }
+            Ok(woken)
+        })
+        .await
+    }
+
+    /// Ends a running instance as terminated.
+    pub async fn terminate(
+        &self,
+        id: InstanceId,
+        reason: String,
+        now: Millis,
+    ) -> Result<RaiseOutcome, StoreError> {
+        self.write(move |c| match instance_status(c, &id)? {
+            None => Ok(RaiseOutcome::NotFound),
+            Some(s) if s.is_terminal() => Ok(RaiseOutcome::Finished(s)),
+            Some(_) => {
+                let seqs = append_events(
+                    c,
+                    &id,
+                    &[HistoryEvent::Terminated {
+                        reason: reason.clone(),
+                    }],
+                    now,
+                )?;
+                c.execute(
+                    "UPDATE instances SET status = 'Terminated', failure = ?2 WHERE id = ?1",
+                    params![id.as_str(), reason],
+                )?;
+                drop_pending_work(c, &id)?;
+                Ok(RaiseOutcome::Raised(seqs[0]))
+            }
+        })
+        .await
+    }
+
+    /// Deletes an instance and its history. `false` if there was none.
+    pub async fn purge(&self, id: InstanceId) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            drop_pending_work(c, &id)?;
+            c.execute("DELETE FROM history WHERE instance_id = ?1", [id.as_str()])?;
+            Ok(c.execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])? > 0)
+        })
+        .await
+    }
+
+    /// An instance's row.
+    pub async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>, StoreError> {
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT id, name, digest, status, input, output, failure, custom_status,
+                            created_at, updated_at
+                     FROM instances WHERE id = ?1",
+                    [id.as_str()],
+                    read_instance,
+                )
+                .optional()?;
+            row.map(finish_instance).transpose()
+        })
+        .await
+    }
+
+    /// Instances that have not ended.
+    pub async fn unfinished_instances(&self) -> Result<Vec<InstanceId>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare(
+                "SELECT id FROM instances WHERE status IN ('Pending', 'Running', 'Suspended')",
+            )?;
+            let ids: Vec<String> = q.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids.into_iter()
+                .map(|s| {
+                    s.parse()
+                        .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// An instance's history from position `from` on.
+    pub async fn history(&self, id: InstanceId, from: Seq) -> Result<Vec<Recorded>, StoreError> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached(
+                "SELECT seq, recorded_at, event FROM history
+                 WHERE instance_id = ?1 AND seq >= ?2 ORDER BY seq",
+            )?;
+            let rows: Vec<(i64, i64, String)> = q
+                .query_map(params![id.as_str(), from as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(seq, at, json)| {
+                    let event = serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("history event {seq}: {e}")))?;
+                    Ok(Recorded {
+                        seq: seq as Seq,
+                        recorded_at: at as Millis,
+                        event,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Activities scheduled and not recorded as completed (to run again after a restart).
+    pub async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare(
+                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
+                 FROM activities a JOIN instances i ON i.id = a.instance_id",
+            )?;
+            let rows: Vec<(String, Pos, String, String, u32, String)> = q
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(instance, pos, name, input, attempt, digest)| {
+                    Ok(ActivityWork {
+                        instance: instance.parse().map_err(corrupt)?,
+                        pos,
+                        name,
+                        input,
+                        attempt,
+                        digest: digest.parse().map_err(corrupt)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// When the next timer is due, if any is armed.
+    pub async fn next_timer_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(|c| {
+            let at: Option<i64> =
+                c.query_row("SELECT min(fire_at) FROM timers", [], |r| r.get(0))?;
+            Ok(at.map(|a| a as Millis))
+        })
+        .await
+    }
+}
+
+fn corrupt(e: crate::history::InvalidId) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn finish_instance(raw: RawInstance) -> Result<InstanceRow, StoreError> {
+    let (id, name, digest, status, input, output, failure, custom_status, created, updated) = raw;
+    Ok(InstanceRow {
+        id: id.parse().map_err(corrupt)?,
+        name,
+        digest: digest.parse().map_err(corrupt)?,
+        status: parse_status(&status)?,
+        input,
+        output,
+        failure,
+        custom_status,
+        created_at: created as Millis,
+        updated_at: updated as Millis,
+    })
+}

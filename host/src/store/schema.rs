@@ -1,0 +1,128 @@
+//! Connection settings and migrations. Migrations are an append-only list; the database's
+//! `user_version` says how many have been applied.
+
+use rusqlite::Connection;
+
+/// Applied to every connection.
+const PRAGMAS: &[(&str, &str)] = &[
+    ("journal_mode", "WAL"),
+    ("foreign_keys", "ON"),
+    ("busy_timeout", "5000"),
+];
+
+/// Each entry moves the schema one version up. Never edit an entry; append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: components, instances, history, pending work.
+    r#"
+    CREATE TABLE components (
+        digest   TEXT PRIMARY KEY,
+        bytes    BLOB NOT NULL,
+        added_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE instances (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        digest        TEXT NOT NULL REFERENCES components(digest),
+        status        TEXT NOT NULL,
+        input         TEXT NOT NULL,
+        output        TEXT,
+        failure       TEXT,
+        custom_status TEXT,
+        created_at    INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        next_seq      INTEGER NOT NULL
+    ) STRICT;
+    -- Serves: the unfinished instances to resume at start.
+    CREATE INDEX instances_by_status ON instances(status);
+
+    -- Append-only: rows are added with increasing ids.
+    CREATE TABLE history (
+        id          INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        event       TEXT NOT NULL
+    ) STRICT;
+    -- Serves: loading one instance's history in order (replay, status).
+    CREATE UNIQUE INDEX history_by_instance ON history(instance_id, seq);
+
+    -- Activities scheduled and not yet recorded as completed.
+    CREATE TABLE activities (
+        instance_id TEXT NOT NULL,
+        pos         INTEGER NOT NULL,
+        name        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        attempt     INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, pos)
+    ) STRICT;
+
+    -- Timers armed and not yet fired or cancelled.
+    CREATE TABLE timers (
+        instance_id TEXT NOT NULL,
+        pos         INTEGER NOT NULL,
+        fire_at     INTEGER NOT NULL,
+        PRIMARY KEY (instance_id, pos)
+    ) STRICT;
+    -- Serves: the timer service's next due timer.
+    CREATE INDEX timers_by_due ON timers(fire_at);
+    "#,
+];
+
+/// Durability of commits (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Synchronous {
+    /// fsync on every commit: survives power loss (the default).
+    #[default]
+    Full,
+    /// fsync at checkpoints: survives a process crash, may lose recent commits on power loss.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot open the database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the database has schema version {found}, newer than this weft understands ({known}); use a newer weft"
+    )]
+    TooNew { found: i64, known: i64 },
+}
+
+/// Opens a connection with weft's settings.
+pub fn connect(path: &std::path::Path, sync: Synchronous) -> Result<Connection, OpenError> {
+    let conn = Connection::open(path)?;
+    for (name, value) in PRAGMAS {
+        conn.pragma_update(None, name, value)?;
+    }
+    conn.pragma_update(None, "synchronous", sync.pragma())?;
+    Ok(conn)
+}
+
+/// Brings the schema up to date.
+pub fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(OpenError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

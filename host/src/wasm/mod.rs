@@ -1,0 +1,204 @@
+//! Wasmtime: the engine, compiled-component cache, bindings, linkers, and the two WASI
+//! flavours (deterministic for orchestrations, real for activities).
+
+pub mod bindings;
+mod wasi;
+
+pub use wasi::{OrchestrationClock, activity_wasi, orchestration_wasi};
+
+use bindings::weft::workflow::{activity_context, orchestration_context, types};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Why a component cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("not a valid WebAssembly component: {0}")]
+    Invalid(String),
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+    #[error("the component does not answer which orchestrations and activities it exports: {0}")]
+    Describe(String),
+}
+
+/// The engine every component runs on.
+pub fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    Engine::new(&config)
+}
+
+/// Compiles components, keeping compiled copies on disk keyed by digest and engine.
+pub struct Compiler {
+    engine: Engine,
+    cache_dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+impl Compiler {
+    pub fn new(engine: Engine, cache_dir: Option<PathBuf>) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("{:016x}", h.finish());
+        Self {
+            engine,
+            cache_dir,
+            engine_key,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles `bytes` (digest `digest`), or loads the compiled copy from the cache.
+    pub fn compile(&self, digest: &str, bytes: &[u8]) -> Result<Component, ComponentError> {
+        let cached = self
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{digest}-{}.cwasm", self.engine_key)));
+        if let Some(path) = &cached
+            && path.exists()
+        {
+            match load_compiled(&self.engine, path) {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!("ignoring cached {}: {e}", path.display()),
+            }
+        }
+        let compiled = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+        if let Some(path) = &cached
+            && let Err(e) = write_atomically(path, &compiled)
+        {
+            tracing::warn!("cannot cache {}: {e}", path.display());
+        }
+        // SAFETY-relevant: these bytes were produced by this engine just now.
+        load_serialized(&self.engine, &compiled)
+    }
+}
+
+#[allow(unsafe_code, reason = "loading wasmtime's own compiled output")]
+fn load_compiled(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file was written by `Compiler::compile` for this engine configuration (its
+    // name carries the engine's compatibility hash), into a directory weft owns; wasmtime
+    // checks the header and refuses files from other engines or versions.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+#[allow(unsafe_code, reason = "loading wasmtime's own compiled output")]
+fn load_serialized(engine: &Engine, bytes: &[u8]) -> Result<Component, ComponentError> {
+    // SAFETY: `bytes` come straight from `Engine::precompile_component` of this engine.
+    unsafe { Component::deserialize(engine, bytes) }
+        .map_err(|e| ComponentError::Invalid(format!("{e:#}")))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Outbound HTTP policy of a store.
+pub enum HttpPolicy {
+    /// Activities: real requests.
+    Allow,
+    /// Orchestrations: every request is refused.
+    Deny,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for HttpPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        match self {
+            Self::Allow => {
+                let default = wasmtime_wasi_http::default_hooks();
+                default.send_request(request, options, fut)
+            }
+            Self::Deny => {
+                tracing::warn!(
+                    "refused outbound HTTP to {} from an orchestration",
+                    request.uri()
+                );
+                Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+            }
+        }
+    }
+}
+
+/// The data of a wasm store: WASI state plus `C`, the weft context of the call.
+pub struct GuestState<C> {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub http: WasiHttpCtx,
+    pub http_policy: HttpPolicy,
+    pub ctx: C,
+}
+
+impl<C> GuestState<C> {
+    pub fn new(wasi: WasiCtx, http_policy: HttpPolicy, ctx: C) -> Self {
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_policy,
+            ctx,
+        }
+    }
+}
+
+impl<C: Send> WasiView for GuestState<C> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl<C: Send> WasiHttpView for GuestState<C> {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
+    }
+}
+
+impl<C: Send> types::Host for GuestState<C> {}
+
+/// A linker with WASI, `wasi:http` and the weft interfaces, as implemented for `C`.
+pub fn linker<C>(engine: &Engine) -> wasmtime::Result<Linker<GuestState<C>>>
+where
+    C: Send + 'static,
+    GuestState<C>: orchestration_context::Host + activity_context::Host,
+{
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
