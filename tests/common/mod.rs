@@ -1,0 +1,406 @@
+//! Test kit: builds the example components, runs the real `weft` binary on a real SQLite file
+//! and a loopback port, talks to it over HTTP, and plays the external systems.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the kit"
+)]
+
+pub mod sms;
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::Duration;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+/// Builds the guest crates in `workflows/` for wasm32-wasip2 (once per test binary) and returns
+/// the directory holding the `.wasm` files.
+pub fn guest_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let target = target_dir().join("guests");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root().join("workflows/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the example components");
+        assert!(
+            status.success(),
+            "building the example components failed (is the wasm32-wasip2 target installed?)"
+        );
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+/// The path of an example component, by crate name.
+pub fn component(crate_name: &str) -> PathBuf {
+    guest_dir().join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// How to run a `weft serve`.
+#[derive(Clone)]
+pub struct Options {
+    /// Components, as (file name in the components dir, source path).
+    pub components: Vec<(String, PathBuf)>,
+    /// `--idle-timeout` in seconds; 0 evicts instances at every wait.
+    pub idle_timeout: f64,
+    /// App settings (environment variables) for activities.
+    pub env: Vec<(String, String)>,
+    /// The manual clock's start.
+    pub start_time: String,
+}
+
+impl Options {
+    pub fn new(crates: &[&str]) -> Self {
+        Self {
+            components: crates
+                .iter()
+                .map(|c| (format!("{c}.wasm"), component(c)))
+                .collect(),
+            idle_timeout: 60.0,
+            env: Vec::new(),
+            start_time: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    pub fn evict_always(mut self) -> Self {
+        self.idle_timeout = 0.0;
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+}
+
+/// A running `weft serve` process with its own database.
+pub struct Weft {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    options: Options,
+    log: Arc<Mutex<String>>,
+    pub http: reqwest::Client,
+}
+
+impl Weft {
+    pub fn start(options: Options) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let components = dir.path().join("components");
+        std::fs::create_dir(&components).expect("components dir");
+        for (name, src) in &options.components {
+            std::fs::copy(src, components.join(name)).expect("copy component");
+        }
+        let mut weft = Self {
+            child: None,
+            url: String::new(),
+            dir,
+            options,
+            log: Arc::new(Mutex::new(String::new())),
+            http: reqwest::Client::new(),
+        };
+        weft.spawn();
+        weft
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("weft.db")
+    }
+
+    pub fn components_dir(&self) -> PathBuf {
+        self.dir.path().join("components")
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(self.db())
+            .args(["--listen", "127.0.0.1:0", "--manual-clock", "--start-time"])
+            .arg(&self.options.start_time)
+            .arg("--components")
+            .arg(self.components_dir())
+            .arg("--cache-dir")
+            .arg(target_dir().join("weft-test-cache"))
+            .arg("--idle-timeout")
+            .arg(self.options.idle_timeout.to_string())
+            .env("RUST_LOG", "weft=info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn weft");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("weft listening on ") {
+                    let _ = tx.send(url.to_string());
+                }
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        self.url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => panic!("weft did not start:\n{}", self.log()),
+        };
+        self.child = Some(child);
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGKILLs the process: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL weft");
+            child.wait().expect("reap weft");
+        }
+    }
+
+    /// Starts the process again on the same database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Sends a request; returns status and JSON body (`null` when empty).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request to weft");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Starts an orchestration with a chosen instance id; returns the 202 body.
+    pub async fn start_instance(&self, name: &str, id: &str, input: Value) -> Value {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/orchestrations/{name}?instanceId={id}"),
+                Some(&input),
+            )
+            .await;
+        assert_eq!(status, 202, "start {name}: {body}");
+        body
+    }
+
+    pub async fn status(&self, id: &str) -> Value {
+        let (status, body) = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/instances/{id}?showHistory=true"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "status of {id}: {body}");
+        body
+    }
+
+    pub async fn raise(&self, id: &str, event: &str, payload: Value) {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/instances/{id}/raiseEvent/{event}"),
+                Some(&payload),
+            )
+            .await;
+        assert_eq!(status, 202, "raise {event} to {id}: {body}");
+    }
+
+    pub async fn advance(&self, seconds: f64) {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                "/admin/clock/advance",
+                Some(&json!({ "seconds": seconds })),
+            )
+            .await;
+        assert_eq!(status, 200, "advance clock: {body}");
+    }
+
+    /// Polls `f` until it returns `Some`; on timeout, fails showing the server's log.
+    pub async fn eventually<T>(&self, what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+        match poll_until(f).await {
+            Some(v) => v,
+            None => panic!(
+                "timed out waiting until {what}; weft's log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Waits until the instance has ended; returns its status.
+    pub async fn finished(&self, id: &str) -> Value {
+        self.eventually(&format!("instance {id} ends"), async || {
+            let s = self.status(id).await;
+            let done = matches!(
+                s["runtimeStatus"].as_str(),
+                Some("Completed" | "Failed" | "Terminated")
+            );
+            done.then_some(s)
+        })
+        .await
+    }
+
+    /// Waits until the instance's history holds an event of `kind` (its `type`); returns the
+    /// history.
+    pub async fn history_has(&self, id: &str, kind: &str) -> Vec<Value> {
+        self.eventually(&format!("history of {id} holds {kind}"), async || {
+            let s = self.status(id).await;
+            let h = s["historyEvents"].as_array().cloned().unwrap_or_default();
+            if h.iter().any(|e| e["type"] == kind) {
+                return Some(h);
+            }
+            assert_running(&s, kind);
+            None
+        })
+        .await
+    }
+
+    /// Waits until the instance's history holds at least `n` events of `kind`.
+    pub async fn history_has_n(&self, id: &str, kind: &str, n: usize) -> Vec<Value> {
+        self.eventually(&format!("history of {id} holds {n} {kind}"), async || {
+            let s = self.status(id).await;
+            let h = s["historyEvents"].as_array().cloned().unwrap_or_default();
+            if h.iter().filter(|e| e["type"] == kind).count() >= n {
+                return Some(h);
+            }
+            assert_running(&s, kind);
+            None
+        })
+        .await
+    }
+
+    /// How many times the log says an instance was replayed.
+    pub fn replays(&self, id: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("replaying") && l.contains(id))
+            .count()
+    }
+
+    /// Reads the database file directly (read-only).
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.db(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open db");
+        conn.query_row(sql, [], |r| r.get(0)).expect("query")
+    }
+}
+
+impl Drop for Weft {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Fails the test if an instance that should still record `kind` has ended.
+fn assert_running(status: &Value, kind: &str) {
+    let ended = matches!(
+        status["runtimeStatus"].as_str(),
+        Some("Completed" | "Failed" | "Terminated")
+    );
+    assert!(
+        !ended,
+        "the instance ended without recording {kind}: {status}"
+    );
+}
+
+/// Polls `f` until it returns `Some` (every 10 ms, for at most 60 s).
+pub async fn eventually<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    match poll_until(f).await {
+        Some(v) => v,
+        None => panic!("timed out waiting until {what}"),
+    }
+}
+
+/// Polls `f` until it returns `Some` (every 10 ms); `None` after 60 s.
+pub async fn poll_until<T>(mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A history with run-specific values (say, a random code) replaced by placeholders, so two
+/// runs of one scenario can be compared: every JSON number or string equal to a key of
+/// `replace` becomes its value.
+pub fn normalized(history: &[Value], replace: &[(Value, &str)]) -> Vec<Value> {
+    fn walk(v: &mut Value, replace: &[(Value, &str)]) {
+        if let Some((_, to)) = replace.iter().find(|(from, _)| from == v) {
+            *v = Value::String((*to).to_string());
+            return;
+        }
+        match v {
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, replace)),
+            Value::Object(o) => o.values_mut().for_each(|x| walk(x, replace)),
+            _ => {}
+        }
+    }
+    history
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            walk(&mut e, replace);
+            e
+        })
+        .collect()
+}
