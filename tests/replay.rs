@@ -95,14 +95,18 @@ async fn orchestrations_see_no_environment_files_or_network() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let weft = Weft::start(Options::new(&["fixtures"]).env("SECRET_SETTING", "x"));
-    weft.start_instance("sandbox-probe", "sandbox", json!(url)).await;
+    weft.start_instance("sandbox-probe", "sandbox", json!(url))
+        .await;
     let status = weft.finished("sandbox").await;
     assert_eq!(status["runtimeStatus"], "Completed", "{status}");
     let seen = &status["output"];
     assert_eq!(seen["env"], json!([]), "no environment: {seen}");
     assert!(seen["file"]["Err"].is_string(), "no filesystem: {seen}");
     let http = seen["http"]["Err"].as_str().unwrap_or_default();
-    assert!(http.contains("HttpRequestDenied"), "outbound HTTP refused: {seen}");
+    assert!(
+        http.contains("HttpRequestDenied"),
+        "outbound HTTP refused: {seen}"
+    );
     assert!(weft.log().contains("refused outbound HTTP"), "and logged");
 }
 
