@@ -194,6 +194,34 @@ async fn a_killed_host_still_times_out() {
     assert_eq!(provider.messages().len(), 1);
 }
 
+#[tokio::test]
+async fn terminating_a_waiting_instance_drops_its_timer() {
+    let provider = SmsProvider::start().await;
+    let weft = Weft::start(options(&provider));
+    let code = start(&weft, &provider, "stop", 1).await;
+    weft.history_has("stop", "timer_created").await;
+    let (s, body) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/stop/terminate?reason=operator",
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let status = weft.finished("stop").await;
+    assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
+    assert_eq!(status["failure"]["message"], "operator");
+    assert_eq!(weft.query_i64("SELECT count(*) FROM timers"), 0);
+    let (s, _) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/stop/raiseEvent/SmsChallengeResponse",
+            Some(&json!(code)),
+        )
+        .await;
+    assert_eq!(s, 410);
+}
+
 /// Runs the happy path with a given eviction policy; returns the history and the code.
 async fn scenario(evict: bool) -> (Vec<Value>, u32, usize) {
     let provider = SmsProvider::start().await;

@@ -110,6 +110,24 @@ async fn orchestrations_see_no_environment_files_or_network() {
     assert!(weft.log().contains("refused outbound HTTP"), "and logged");
 }
 
+#[tokio::test]
+async fn a_wait_that_timed_out_leaves_the_event_to_the_next_wait() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("wait-twice", "twice", json!(null))
+        .await;
+    weft.history_has("twice", "timer_created").await;
+    weft.advance(31.0).await;
+    let history = weft.history_has_n("twice", "timer_created", 2).await;
+    assert!(
+        history.iter().any(|e| e["type"] == "cancelled"),
+        "the first wait was given up"
+    );
+    weft.raise("twice", "answer", json!(42)).await;
+    let status = weft.finished("twice").await;
+    assert_eq!(status["output"], json!([null, 42]), "{status}");
+    assert_eq!(weft.query_i64("SELECT count(*) FROM timers"), 0);
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     weft::history::ComponentDigest::of(bytes).to_string()
 }

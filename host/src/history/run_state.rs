@@ -183,10 +183,11 @@ impl RunState {
         if same_call(recorded, attempted) {
             Ok(Step::Replay(recorded))
         } else {
+            let (recorded, attempted) = describe_pair(recorded, attempted);
             Err(UsageError::Nondeterminism {
                 pos,
-                recorded: recorded.describe(),
-                attempted: attempted.describe(),
+                recorded,
+                attempted,
             })
         }
     }
@@ -266,6 +267,48 @@ impl RunState {
         v.sort_unstable();
         v
     }
+}
+
+/// Describes two calls that differ. When only an activity's input differs, both inputs are
+/// shown from a little before their first difference, so long payloads still show it.
+fn describe_pair(recorded: &HistoryEvent, attempted: &HistoryEvent) -> (String, String) {
+    use HistoryEvent::ActivityScheduled;
+    if let (
+        ActivityScheduled {
+            name: a, input: ai, ..
+        },
+        ActivityScheduled {
+            name: b, input: bi, ..
+        },
+    ) = (recorded, attempted)
+        && a == b
+        && ai != bi
+    {
+        let at = ai
+            .char_indices()
+            .zip(bi.chars())
+            .find(|((_, x), y)| x != y)
+            .map(|((i, _), _)| i)
+            .unwrap_or(ai.len().min(bi.len()));
+        let from = at.saturating_sub(20);
+        let window = |s: &str| {
+            let mut start = from.min(s.len());
+            while !s.is_char_boundary(start) {
+                start -= 1;
+            }
+            let tail = super::short(&s[start..]);
+            if start > 0 {
+                format!("…{tail}")
+            } else {
+                tail
+            }
+        };
+        return (
+            format!("activity_scheduled '{a}' with input {}", window(ai)),
+            format!("activity_scheduled '{b}' with input {}", window(bi)),
+        );
+    }
+    (recorded.describe(), attempted.describe())
 }
 
 /// Whether the call made now is the one recorded: same kind and same identifying arguments.
@@ -452,6 +495,30 @@ mod tests {
         let err = s.step(0, &other).unwrap_err().to_string();
         assert!(err.contains("position 0"), "{err}");
         assert!(err.contains("'send'") && err.contains("'shout'"), "{err}");
+    }
+
+    #[test]
+    fn a_changed_input_is_shown_where_it_changed() {
+        let long = |tail: &str| format!("{{\"padding\":\"{}\",\"x\":{tail}}}", "p".repeat(200));
+        let s = started()
+            .with(ActivityScheduled {
+                pos: 0,
+                name: "a".into(),
+                input: long("1"),
+                retry: None,
+            })
+            .state();
+        let now = ActivityScheduled {
+            pos: 0,
+            name: "a".into(),
+            input: long("2"),
+            retry: None,
+        };
+        let err = s.step(0, &now).unwrap_err().to_string();
+        assert!(
+            err.contains("\"x\":1}") && err.contains("\"x\":2}"),
+            "{err}"
+        );
     }
 
     #[test]

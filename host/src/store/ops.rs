@@ -537,3 +537,170 @@ fn finish_instance(raw: RawInstance) -> Result<InstanceRow, StoreError> {
         updated_at: updated as Millis,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Synchronous;
+
+    fn started() -> HistoryEvent {
+        HistoryEvent::Started {
+            name: "o".into(),
+            input: "1".into(),
+            digest: ComponentDigest::of(b"c"),
+            seed: 7,
+            at: 0,
+        }
+    }
+
+    async fn store() -> (tempfile::TempDir, Store, InstanceId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
+        store
+            .put_component(ComponentDigest::of(b"c"), b"c".to_vec(), 0)
+            .await
+            .unwrap();
+        let id: InstanceId = "i".parse().unwrap();
+        let created = store
+            .create_instance(id.clone(), started(), 0)
+            .await
+            .unwrap();
+        assert_eq!(created, CreateOutcome::Created);
+        (dir, store, id)
+    }
+
+    #[tokio::test]
+    async fn starting_twice_is_idempotent_for_the_same_input_only() {
+        let (_d, store, id) = store().await;
+        let again = store
+            .create_instance(id.clone(), started(), 1)
+            .await
+            .unwrap();
+        assert_eq!(again, CreateOutcome::Exists { same_input: true });
+        let HistoryEvent::Started {
+            digest,
+            seed,
+            at,
+            name,
+            ..
+        } = started()
+        else {
+            unreachable!()
+        };
+        let other = HistoryEvent::Started {
+            name,
+            input: "2".into(),
+            digest,
+            seed,
+            at,
+        };
+        let again = store.create_instance(id, other, 1).await.unwrap();
+        assert_eq!(again, CreateOutcome::Exists { same_input: false });
+    }
+
+    #[tokio::test]
+    async fn an_activity_result_is_recorded_once() {
+        let (_d, store, id) = store().await;
+        let append = Append {
+            events: vec![HistoryEvent::ActivityScheduled {
+                pos: 0,
+                name: "a".into(),
+                input: "null".into(),
+                retry: None,
+            }],
+            activities: vec![(0, "a".into(), "null".into())],
+            ..Append::default()
+        };
+        store.append(id.clone(), append, 1).await.unwrap().unwrap();
+        assert_eq!(store.pending_activities().await.unwrap().len(), 1);
+        let first = store
+            .complete_activity(id.clone(), 0, Ok("1".into()), 2)
+            .await
+            .unwrap();
+        let second = store
+            .complete_activity(id.clone(), 0, Ok("2".into()), 3)
+            .await
+            .unwrap();
+        assert!(first && !second);
+        assert!(store.pending_activities().await.unwrap().is_empty());
+        let history = store.history(id, 0).await.unwrap();
+        let results: Vec<_> = history
+            .iter()
+            .filter(|r| matches!(r.event, HistoryEvent::ActivityCompleted { .. }))
+            .collect();
+        assert_eq!(results.len(), 1);
+        assert_eq!(
+            history.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+    }
+
+    #[tokio::test]
+    async fn timers_fire_once_when_due_and_die_with_the_instance() {
+        let (_d, store, id) = store().await;
+        let append = Append {
+            events: vec![
+                HistoryEvent::TimerCreated {
+                    pos: 0,
+                    fire_at: 10,
+                },
+                HistoryEvent::TimerCreated {
+                    pos: 1,
+                    fire_at: 20,
+                },
+            ],
+            timers: vec![(0, 10), (1, 20)],
+            ..Append::default()
+        };
+        store.append(id.clone(), append, 1).await.unwrap().unwrap();
+        assert_eq!(store.next_timer_due().await.unwrap(), Some(10));
+        assert!(store.fire_due_timers(9).await.unwrap().is_empty());
+        assert_eq!(store.fire_due_timers(10).await.unwrap(), vec![id.clone()]);
+        assert!(
+            store.fire_due_timers(10).await.unwrap().is_empty(),
+            "fired once"
+        );
+        let end = Append {
+            events: vec![HistoryEvent::Completed {
+                output: "true".into(),
+            }],
+            end: Some((RuntimeStatus::Completed, Some("true".into()), None)),
+            ..Append::default()
+        };
+        store.append(id.clone(), end, 11).await.unwrap().unwrap();
+        assert_eq!(
+            store.next_timer_due().await.unwrap(),
+            None,
+            "pending timer dropped"
+        );
+        assert_eq!(
+            store
+                .raise_event(id.clone(), "e".into(), "1".into(), 12)
+                .await
+                .unwrap(),
+            RaiseOutcome::Finished(RuntimeStatus::Completed)
+        );
+        let late = Append {
+            events: vec![HistoryEvent::Now { pos: 2, value: 0 }],
+            ..Append::default()
+        };
+        assert_eq!(
+            store.append(id, late, 13).await.unwrap(),
+            None,
+            "nothing after the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_to_unknown_instances_are_refused() {
+        let (_d, store, _id) = store().await;
+        let nobody: InstanceId = "nobody".parse().unwrap();
+        assert_eq!(
+            store
+                .raise_event(nobody, "e".into(), "1".into(), 1)
+                .await
+                .unwrap(),
+            RaiseOutcome::NotFound
+        );
+    }
+}
