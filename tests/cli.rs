@@ -9,6 +9,7 @@ fn weft_cli(server: &Weft, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))
         .args(args)
         .args(["--server", &server.url])
+        .env("WEFT_TOKEN", common::TOKEN)
         .output()
         .expect("run weft")
 }
@@ -30,7 +31,7 @@ async fn start_status_raise_and_clock_from_the_command_line() {
     let id = stdout(&out);
     assert_eq!(id.len(), 32, "prints the new id: {id}");
     server.finished(&id).await;
-    let out = weft_cli(&server, &["status", &id]);
+    let out = weft_cli(&server, &["status", &id, "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON on stdout");
     assert_eq!(status["runtimeStatus"], "Completed");
@@ -42,7 +43,7 @@ async fn start_status_raise_and_clock_from_the_command_line() {
     );
     assert_eq!(stdout(&out), "cli-wait");
     server.history_has("cli-wait", "timer_created").await;
-    let out = weft_cli(&server, &["clock", "advance", "31"]);
+    let out = weft_cli(&server, &["clock", "advance", "31", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("\"timersFired\":1"),

@@ -88,7 +88,7 @@ async fn bad_requests_get_clear_json_errors() {
     // Over the 1 MiB limit. (On its own connection: the server answers before reading the
     // whole body and then closes the connection.)
     let big = "x".repeat(2 * 1024 * 1024);
-    let resp = reqwest::Client::new()
+    let resp = common::authorized_client(common::TOKEN)
         .post(format!("{}/orchestrations/hello-sequence", weft.url))
         .json(&json!(big))
         .send()

@@ -136,6 +136,12 @@ impl Context {
         self.create_timer(self.now_ms() + after.as_millis() as u64)
     }
 
+    /// A signed URL that lets an external system raise event `name` on this instance (an HTTP
+    /// POST with the payload as JSON body, no other credentials) for `ttl`.
+    pub fn callback_url(&self, name: &str, ttl: Duration) -> String {
+        host::callback_url(name, ttl.as_millis() as u64)
+    }
+
     /// Waits for the next event `name` raised to this instance (events raised earlier are
     /// buffered and delivered in order).
     pub fn wait_event<T: DeserializeOwned>(&self, name: &str) -> Task<T> {

@@ -22,11 +22,10 @@ use weft::store::{Store, Synchronous};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args)]
-struct Client {
-    /// The weft server.
+    /// The bearer token: the one `serve` requires, or the one clients present.
+    #[arg(long, env = "WEFT_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// The weft server clients talk to.
     #[arg(
         long,
         env = "WEFT_SERVER",
@@ -34,6 +33,9 @@ struct Client {
         global = true
     )]
     server: String,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -43,7 +45,8 @@ enum Command {
         /// The SQLite database file.
         #[arg(long, default_value = "weft.db")]
         db: PathBuf,
-        /// Address to listen on.
+        /// Address to listen on. Without a token, only a loopback address is allowed (and a
+        /// token is generated and printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
         /// A directory of `.wasm` components to register at start.
@@ -61,7 +64,7 @@ enum Command {
         /// Seconds a waiting instance stays in memory; 0 evicts it at every wait.
         #[arg(long, default_value_t = 60.0)]
         idle_timeout: f64,
-        /// The base URL put into management links (default: `http://LISTEN`).
+        /// The base URL put into management links and callback URLs (default: `http://LISTEN`).
         #[arg(long)]
         public_url: Option<String>,
         /// Commit durability: `full` survives power loss, `normal` a process crash.
@@ -76,35 +79,55 @@ enum Command {
         /// The instance id (default: a new one).
         #[arg(long)]
         id: Option<String>,
-        #[command(flatten)]
-        client: Client,
     },
-    /// Prints an instance's status as JSON.
+    /// Lists instances, oldest first.
+    List {
+        /// Only these statuses (comma-separated, e.g. Running,Suspended).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this orchestration.
+        #[arg(long)]
+        name: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        top: u32,
+    },
+    /// Prints an instance's status.
     Status {
         id: String,
-        /// Include the history.
+        /// Include the history (with --json).
         #[arg(long)]
         history: bool,
-        #[command(flatten)]
-        client: Client,
     },
+    /// Prints an instance's history as a timeline.
+    History { id: String },
     /// Raises an event to an instance.
     Raise {
         id: String,
         event: String,
         /// The payload, as JSON (default: null).
         payload: Option<String>,
-        #[command(flatten)]
-        client: Client,
     },
     /// Terminates an instance.
     Terminate {
         id: String,
-        #[arg(long, default_value = "terminated")]
-        reason: String,
-        #[command(flatten)]
-        client: Client,
+        #[arg(long)]
+        reason: Option<String>,
     },
+    /// Suspends an instance: arrivals are recorded, not delivered, until it resumes.
+    Suspend {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resumes a suspended instance.
+    Resume {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deletes an instance and its history.
+    Purge { id: String },
     /// Moves a `--manual-clock` server's time.
     Clock {
         #[command(subcommand)]
@@ -115,11 +138,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ClockCommand {
     /// Moves time forward by SECONDS and fires the timers that became due.
-    Advance {
-        seconds: f64,
-        #[command(flatten)]
-        client: Client,
-    },
+    Advance { seconds: f64 },
 }
 
 pub fn main() -> ExitCode {
@@ -141,7 +160,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("weft: {e:#}");
@@ -150,8 +169,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<()> {
-    match command {
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let client = Client {
+        http: reqwest::Client::new(),
+        server: cli.server.trim_end_matches('/').to_string(),
+        token: cli.token.clone(),
+    };
+    let json = cli.json;
+    match cli.command {
         Command::Serve {
             db,
             listen,
@@ -173,72 +198,209 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 idle_timeout,
                 public_url,
                 synchronous,
+                token: cli.token,
             })
             .await
         }
-        Command::Start {
-            name,
-            input,
-            id,
-            client,
-        } => {
-            let mut url = format!("{}/orchestrations/{name}", client.server);
+        Command::Start { name, input, id } => {
+            let mut path = format!("/orchestrations/{}", segment(&name));
             if let Some(id) = id {
-                url.push_str(&format!("?instanceId={id}"));
+                path.push_str(&format!("?instanceId={}", segment(&id)));
             }
-            let body = json_arg(input.as_deref())?;
-            let v = send(reqwest::Client::new().post(url).json(&body)).await?;
-            println!("{}", v["id"].as_str().unwrap_or_default());
+            let v = client.post(&path, &json_arg(input.as_deref())?).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+            }
             Ok(())
         }
-        Command::Status {
-            id,
-            history,
-            client,
-        } => {
-            let url = format!(
-                "{}/instances/{id}{}",
-                client.server,
-                if history { "?showHistory=true" } else { "" }
-            );
-            let v = send(reqwest::Client::new().get(url)).await?;
-            println!("{}", serde_json::to_string_pretty(&v)?);
+        Command::List { status, name, top } => {
+            let mut query = vec![("top", top.to_string())];
+            if let Some(s) = status {
+                query.push(("runtimeStatus", s));
+            }
+            if let Some(n) = name {
+                query.push(("name", n));
+            }
+            let v = client.get("/instances", &query).await?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            println!("{:<34} {:<24} {:<11} CREATED", "ID", "NAME", "STATUS");
+            for i in v["instances"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<34} {:<24} {:<11} {}",
+                    i["instanceId"].as_str().unwrap_or_default(),
+                    i["name"].as_str().unwrap_or_default(),
+                    i["runtimeStatus"].as_str().unwrap_or_default(),
+                    i["createdTime"].as_str().unwrap_or_default(),
+                );
+            }
             Ok(())
         }
-        Command::Raise {
-            id,
-            event,
-            payload,
-            client,
-        } => {
-            let url = format!("{}/instances/{id}/raiseEvent/{event}", client.server);
-            let body = json_arg(payload.as_deref())?;
-            send(reqwest::Client::new().post(url).json(&body)).await?;
+        Command::Status { id, history } => {
+            let query = if history {
+                vec![("showHistory", "true".to_string())]
+            } else {
+                vec![]
+            };
+            let v = client
+                .get(&format!("/instances/{}", segment(&id)), &query)
+                .await?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            for key in [
+                "instanceId",
+                "name",
+                "runtimeStatus",
+                "input",
+                "output",
+                "customStatus",
+                "createdTime",
+                "lastUpdatedTime",
+            ] {
+                let value = match &v[key] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                println!("{key:<16} {value}");
+            }
             Ok(())
         }
-        Command::Terminate { id, reason, client } => {
-            let url = format!("{}/instances/{id}/terminate", client.server);
-            send(
-                reqwest::Client::new()
-                    .post(url)
-                    .query(&[("reason", reason)]),
-            )
-            .await?;
+        Command::History { id } => {
+            let v = client
+                .get(
+                    &format!("/instances/{}", segment(&id)),
+                    &[("showHistory", "true".to_string())],
+                )
+                .await?;
+            let events = v["historyEvents"].as_array().cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::Value::Array(events));
+            } else {
+                for e in &events {
+                    println!("{}", timeline_line(e));
+                }
+            }
+            Ok(())
+        }
+        Command::Raise { id, event, payload } => {
+            let path = format!("/instances/{}/raiseEvent/{}", segment(&id), segment(&event));
+            client.post(&path, &json_arg(payload.as_deref())?).await?;
+            Ok(())
+        }
+        Command::Terminate { id, reason } => client.lifecycle(&id, "terminate", reason).await,
+        Command::Suspend { id, reason } => client.lifecycle(&id, "suspend", reason).await,
+        Command::Resume { id, reason } => client.lifecycle(&id, "resume", reason).await,
+        Command::Purge { id } => {
+            client
+                .delete(&format!("/instances/{}", segment(&id)))
+                .await?;
             Ok(())
         }
         Command::Clock {
-            command: ClockCommand::Advance { seconds, client },
+            command: ClockCommand::Advance { seconds },
         } => {
-            let url = format!("{}/admin/clock/advance", client.server);
-            let v = send(
-                reqwest::Client::new()
-                    .post(url)
-                    .json(&serde_json::json!({ "seconds": seconds })),
-            )
-            .await?;
-            println!("{}", serde_json::to_string(&v)?);
+            let v = client
+                .post(
+                    "/admin/clock/advance",
+                    &serde_json::json!({ "seconds": seconds }),
+                )
+                .await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!(
+                    "now {}; timers fired for {} instances",
+                    v["now"].as_str().unwrap_or_default(),
+                    v["timersFired"]
+                );
+            }
             Ok(())
         }
+    }
+}
+
+/// One history event as a line: time, position, event, name, short payload.
+fn timeline_line(e: &serde_json::Value) -> String {
+    let time = e["timestamp"].as_str().unwrap_or_default();
+    let kind = e["type"].as_str().unwrap_or_default();
+    let name = ["name", "event"]
+        .iter()
+        .find_map(|k| e[*k].as_str())
+        .unwrap_or_default();
+    let payload = [
+        "input", "output", "payload", "error", "reason", "status", "value",
+    ]
+    .iter()
+    .map(|k| &e[*k])
+    .find(|v| !v.is_null())
+    .or_else(|| e.get("completion").map(|c| &c["value"]))
+    .map(|v| v.to_string())
+    .unwrap_or_default();
+    let mut payload: String = payload.chars().take(60).collect();
+    if payload.len() < e.to_string().len() && payload.chars().count() == 60 {
+        payload.push('…');
+    }
+    format!("{time}  {:>4}  {kind:<22} {name:<22} {payload}", e["seq"])
+}
+
+/// Percent-encodes a path segment.
+fn segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// An HTTP client of a weft server.
+struct Client {
+    http: reqwest::Client,
+    server: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn auth(&self, r: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        send(self.auth(self.http.get(url).query(query))).await
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        send(self.auth(self.http.post(url).json(body))).await
+    }
+
+    async fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        send(self.auth(self.http.delete(url))).await
+    }
+
+    async fn lifecycle(
+        &self,
+        id: &str,
+        action: &str,
+        reason: Option<String>,
+    ) -> anyhow::Result<()> {
+        let url = format!("{}/instances/{}/{action}", self.server, segment(id));
+        let mut r = self.http.post(url);
+        if let Some(reason) = reason {
+            r = r.query(&[("reason", reason)]);
+        }
+        send(self.auth(r)).await?;
+        Ok(())
     }
 }
 
@@ -282,6 +444,7 @@ struct ServeArgs {
     idle_timeout: f64,
     public_url: Option<String>,
     synchronous: Synchronous,
+    token: Option<String>,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -310,11 +473,33 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app_settings = std::env::vars()
         .filter(|(k, _)| !k.starts_with("WEFT_"))
         .collect();
+    // Bind first: callback URLs carry the address.
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let token = match args.token.filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None if addr.ip().is_loopback() => {
+            let t = uuid::Uuid::new_v4().simple().to_string();
+            eprintln!("weft: no WEFT_TOKEN set; this server's token is {t}");
+            t
+        }
+        None => bail!(
+            "refusing to listen on {addr} without a token: set WEFT_TOKEN (or --token), or listen on a loopback address"
+        ),
+    };
+    let public_url = args
+        .public_url
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_string();
     let settings = Settings {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         app_settings,
+        public_url: public_url.clone(),
     };
-    let runtime = Runtime::new(store, clock, Some(cache_dir), settings)?;
+    let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;
     if let Some(dir) = &args.components {
         for r in runtime.register_dir(dir).await? {
             tracing::info!(
@@ -325,19 +510,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
-    runtime.resume().await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let public_url = args
-        .public_url
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_string();
+    runtime.recover().await?;
     let app = api::router(AppState {
         runtime,
         public_url: public_url.into(),
+        token: token.into(),
     });
     eprintln!("weft listening on http://{addr}");
     axum::serve(listener, app)

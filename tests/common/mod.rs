@@ -73,7 +73,12 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// The manual clock's start.
     pub start_time: String,
+    /// `WEFT_TOKEN`; `None` lets the server generate one.
+    pub token: Option<String>,
 }
+
+/// The token test servers run with.
+pub const TOKEN: &str = "test-token";
 
 impl Options {
     pub fn new(crates: &[&str]) -> Self {
@@ -85,6 +90,7 @@ impl Options {
             idle_timeout: 60.0,
             env: Vec::new(),
             start_time: "2026-01-01T00:00:00Z".into(),
+            token: Some(TOKEN.into()),
         }
     }
 
@@ -125,6 +131,9 @@ impl Weft {
             log: Arc::new(Mutex::new(String::new())),
             http: reqwest::Client::new(),
         };
+        if let Some(token) = &weft.options.token {
+            weft.http = authorized_client(token);
+        }
         weft.spawn();
         weft
     }
@@ -150,6 +159,7 @@ impl Weft {
             .arg(target_dir().join("weft-test-cache"))
             .arg("--idle-timeout")
             .arg(self.options.idle_timeout.to_string())
+            .env_remove("WEFT_TOKEN")
             .env("RUST_LOG", "weft=info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -157,6 +167,9 @@ impl Weft {
             .stderr(Stdio::piped());
         for (k, v) in &self.options.env {
             cmd.env(k, v);
+        }
+        if let Some(token) = &self.options.token {
+            cmd.env("WEFT_TOKEN", token);
         }
         let mut child = cmd.spawn().expect("spawn weft");
         let stderr = child.stderr.take().expect("stderr");
@@ -344,6 +357,19 @@ impl Drop for Weft {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// An HTTP client that presents `token`.
+pub fn authorized_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// Fails the test if an instance that should still record `kind` has ended.

@@ -22,6 +22,10 @@ impl ApiError {
         }
     }
 
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
     pub fn from_body_rejection(r: BytesRejection) -> Self {
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {

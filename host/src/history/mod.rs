@@ -92,6 +92,13 @@ pub enum HistoryEvent {
         pos: Pos,
         handle: Pos,
     },
+    /// A signed URL that raises `event` on this instance until `expires_at`.
+    CallbackUrlCreated {
+        pos: Pos,
+        event: String,
+        expires_at: Millis,
+        url: String,
+    },
     /// An `await-any` returned: `winner` among `handles`, answered by the arrival at history
     /// position `arrival`, at orchestration time `at`.
     AwaitResolved {
@@ -128,6 +135,13 @@ pub enum HistoryEvent {
     Terminated {
         reason: String,
     },
+    /// An operator paused the instance: arrivals are recorded but not delivered.
+    Suspended {
+        reason: String,
+    },
+    Resumed {
+        reason: String,
+    },
 }
 
 impl HistoryEvent {
@@ -143,6 +157,7 @@ impl HistoryEvent {
             | TimerCreated { pos, .. }
             | EventWaitCreated { pos, .. }
             | Cancelled { pos, .. }
+            | CallbackUrlCreated { pos, .. }
             | AwaitResolved { pos, .. } => Some(*pos),
             _ => None,
         }
@@ -161,6 +176,7 @@ impl HistoryEvent {
             TimerCreated { .. } => "timer_created",
             EventWaitCreated { .. } => "event_wait_created",
             Cancelled { .. } => "cancelled",
+            CallbackUrlCreated { .. } => "callback_url_created",
             AwaitResolved { .. } => "await_resolved",
             ActivityCompleted { .. } => "activity_completed",
             ActivityFailed { .. } => "activity_failed",
@@ -169,6 +185,8 @@ impl HistoryEvent {
             Completed { .. } => "completed",
             Failed { .. } => "failed",
             Terminated { .. } => "terminated",
+            Suspended { .. } => "suspended",
+            Resumed { .. } => "resumed",
         }
     }
 
@@ -182,6 +200,7 @@ impl HistoryEvent {
             TimerCreated { fire_at, .. } => format!("timer_created firing at {fire_at}"),
             EventWaitCreated { name, .. } => format!("event_wait_created '{name}'"),
             Cancelled { handle, .. } => format!("cancelled handle {handle}"),
+            CallbackUrlCreated { event, .. } => format!("callback_url_created for '{event}'"),
             AwaitResolved { handles, .. } => format!("await_any {handles:?}"),
             CustomStatusSet { status, .. } => format!("custom_status_set {}", short(status)),
             other => other.kind().to_string(),

@@ -69,6 +69,7 @@ pub struct RunState {
     /// The lifecycle end, once there is one.
     end: Option<HistoryEvent>,
     started_at: Millis,
+    suspended: bool,
 }
 
 impl RunState {
@@ -111,6 +112,8 @@ impl RunState {
             Completed { .. } | Failed { .. } | Terminated { .. } => {
                 self.end = Some(event.clone());
             }
+            Suspended { .. } => self.suspended = true,
+            Resumed { .. } => self.suspended = false,
             call => self.apply_call(call),
         }
     }
@@ -168,6 +171,11 @@ impl RunState {
     /// The lifecycle end, if the run has ended.
     pub fn end(&self) -> Option<&HistoryEvent> {
         self.end.as_ref()
+    }
+
+    /// Whether an operator has suspended the run: nothing is delivered until it resumes.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended
     }
 
     /// The orchestration's time at its start.
@@ -337,6 +345,7 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
         (TimerCreated { fire_at: a, .. }, TimerCreated { fire_at: b, .. }) => a == b,
         (EventWaitCreated { name: a, .. }, EventWaitCreated { name: b, .. }) => a == b,
         (Cancelled { handle: a, .. }, Cancelled { handle: b, .. }) => a == b,
+        (CallbackUrlCreated { event: a, .. }, CallbackUrlCreated { event: b, .. }) => a == b,
         (AwaitResolved { handles: a, .. }, AwaitResolved { handles: b, .. }) => a == b,
         _ => false,
     }

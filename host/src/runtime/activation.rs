@@ -500,6 +500,33 @@ impl orchestration_context::Host for GuestState<Activation> {
         Ok(pos)
     }
 
+    async fn callback_url(&mut self, event: String, ttl_ms: u64) -> wasmtime::Result<String> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let attempted = HistoryEvent::CallbackUrlCreated {
+            pos,
+            event: event.clone(),
+            expires_at: 0,
+            url: String::new(),
+        };
+        match a.step(&attempted)? {
+            Some(HistoryEvent::CallbackUrlCreated { url, .. }) => Ok(url),
+            Some(_) => unreachable!("step matched the kind"),
+            None => {
+                let now = a.rt.now().max(a.clock.now());
+                let expires_at = now.saturating_add(ttl_ms);
+                let url = a.rt.callback_url(&a.id, &event, expires_at);
+                a.record(HistoryEvent::CallbackUrlCreated {
+                    pos,
+                    event,
+                    expires_at,
+                    url: url.clone(),
+                });
+                Ok(url)
+            }
+        }
+    }
+
     async fn cancel(&mut self, handle: u32) -> wasmtime::Result<()> {
         let a = &mut self.ctx;
         a.run.check_handle(handle)?;
@@ -535,7 +562,8 @@ impl orchestration_context::Host for GuestState<Activation> {
             return Ok((winner, to_wit(completion)));
         }
         loop {
-            if let Some(r) = a.run.resolve(&handles)? {
+            // A suspended run records arrivals but takes none until it is resumed.
+            if let Some(r) = a.run.resolve(&handles)?.filter(|_| !a.run.is_suspended()) {
                 let at = a.rt.now().max(a.clock.now());
                 a.clock.advance_to(at);
                 a.record(HistoryEvent::AwaitResolved {

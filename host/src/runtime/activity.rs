@@ -127,6 +127,9 @@ impl orchestration_context::Host for GuestState<ActivityCall> {
     async fn wait_event(&mut self, _name: String) -> wasmtime::Result<u32> {
         wasmtime::bail!(NOT_HERE)
     }
+    async fn callback_url(&mut self, _event: String, _ttl_ms: u64) -> wasmtime::Result<String> {
+        wasmtime::bail!(NOT_HERE)
+    }
     async fn cancel(&mut self, _handle: u32) -> wasmtime::Result<()> {
         wasmtime::bail!(NOT_HERE)
     }

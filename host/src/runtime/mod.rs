@@ -7,13 +7,19 @@
 
 mod activation;
 mod activity;
+mod callbacks;
 mod components;
+
+pub use callbacks::CallbackError;
 
 pub use components::{Loaded, Registered};
 
 use crate::clock::{Clock, Millis};
 use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
-use crate::store::{ActivityWork, CreateOutcome, InstanceRow, RaiseOutcome, Store, StoreError};
+use crate::store::{
+    ActivityWork, ChangeOutcome, CreateOutcome, Filter, InstanceRow, PageToken, RaiseOutcome,
+    Store, StoreError,
+};
 use crate::wasm::ComponentError;
 use std::collections::HashMap;
 use std::path::Path;
@@ -28,6 +34,8 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// Environment variables that activities see (app settings).
     pub app_settings: Vec<(String, String)>,
+    /// The base URL of this server as external systems reach it (for callback URLs).
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -35,6 +43,7 @@ impl Default for Settings {
         Self {
             idle_timeout: Duration::from_secs(60),
             app_settings: Vec::new(),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -66,6 +75,8 @@ pub enum RuntimeError {
     MissingComponent(ComponentDigest),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Callback(#[from] CallbackError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
@@ -88,6 +99,7 @@ struct Inner {
     actors: Mutex<HashMap<InstanceId, mpsc::Sender<()>>>,
     /// Tells the timer service that a timer was armed.
     timers_changed: Notify,
+    signer: callbacks::Signer,
 }
 
 /// An instance's status, with its history when asked for.
@@ -98,14 +110,21 @@ pub struct Status {
 }
 
 impl Runtime {
-    /// A runtime on `store`; call [`Runtime::resume`] once components are registered.
-    pub fn new(
+    /// A runtime on `store`; call [`Runtime::recover`] once components are registered.
+    pub async fn new(
         store: Store,
         clock: Arc<dyn Clock>,
         cache_dir: Option<std::path::PathBuf>,
         settings: Settings,
-    ) -> Result<Self, ComponentError> {
+    ) -> Result<Self, RuntimeError> {
         let components = components::Components::new(cache_dir)?;
+        let fresh = [
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        ]
+        .concat();
+        let key = store.secret("callback-hmac", fresh).await?;
+        let signer = callbacks::Signer::new(key, &settings.public_url);
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -114,6 +133,7 @@ impl Runtime {
                 components,
                 actors: Mutex::new(HashMap::new()),
                 timers_changed: Notify::new(),
+                signer,
             }),
         })
     }
@@ -173,8 +193,8 @@ impl Runtime {
         Ok(self.inner.components.publish(&loaded))
     }
 
-    /// Starts resumed work after a (re)start: pending activities, timers, unfinished instances.
-    pub async fn resume(&self) -> Result<(), RuntimeError> {
+    /// Picks up work after a (re)start: pending activities, timers, unfinished instances.
+    pub async fn recover(&self) -> Result<(), RuntimeError> {
         for work in self.inner.store.pending_activities().await? {
             self.dispatch_activity(work);
         }
@@ -265,6 +285,80 @@ impl Runtime {
                 status,
             }),
         }
+    }
+
+    /// Suspends a running instance: events and timers are recorded but not delivered.
+    pub async fn suspend(&self, id: &InstanceId, reason: &str) -> Result<(), RuntimeError> {
+        self.set_suspended(id, true, reason).await
+    }
+
+    /// Resumes a suspended instance; what arrived meanwhile is delivered.
+    pub async fn resume(&self, id: &InstanceId, reason: &str) -> Result<(), RuntimeError> {
+        self.set_suspended(id, false, reason).await
+    }
+
+    async fn set_suspended(
+        &self,
+        id: &InstanceId,
+        suspend: bool,
+        reason: &str,
+    ) -> Result<(), RuntimeError> {
+        let outcome = self
+            .inner
+            .store
+            .set_suspended(id.clone(), suspend, reason.to_string(), self.now())
+            .await?;
+        match outcome {
+            ChangeOutcome::Changed => {
+                self.wake(id);
+                Ok(())
+            }
+            ChangeOutcome::Unchanged => Ok(()),
+            ChangeOutcome::NotFound => Err(RuntimeError::NotFound(id.clone())),
+            ChangeOutcome::Finished(status) => Err(RuntimeError::Finished {
+                id: id.clone(),
+                status,
+            }),
+        }
+    }
+
+    /// The URL that raises `event` on `id` until `expires_at`.
+    pub(crate) fn callback_url(&self, id: &InstanceId, event: &str, expires_at: Millis) -> String {
+        self.inner.signer.url(id, event, expires_at)
+    }
+
+    /// Raises an event through a callback URL: the signature must match the instance, the event
+    /// and the expiry, and the URL must not have expired.
+    pub async fn raise_by_callback(
+        &self,
+        instance: &str,
+        event: &str,
+        expires_at: Millis,
+        sig: &str,
+        payload: &serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        self.inner
+            .signer
+            .verify(instance, event, expires_at, sig, self.now())?;
+        let id: InstanceId = instance
+            .parse()
+            .map_err(|_| RuntimeError::Callback(CallbackError::BadSignature))?;
+        self.raise_event(&id, event, payload).await
+    }
+
+    /// Instances matching `filter`, oldest first; and where the next page starts.
+    pub async fn list(
+        &self,
+        filter: Filter,
+        after: Option<PageToken>,
+        limit: usize,
+    ) -> Result<(Vec<InstanceRow>, Option<PageToken>), RuntimeError> {
+        Ok(self.inner.store.list(filter, after, limit).await?)
+    }
+
+    /// Purges the ended instances matching `filter`; how many.
+    pub async fn purge_where(&self, filter: Filter) -> Result<usize, RuntimeError> {
+        Ok(self.inner.store.purge_where(filter).await?)
     }
 
     /// Deletes an instance and its history.

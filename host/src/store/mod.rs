@@ -2,9 +2,11 @@
 //! commits whatever has queued up in one transaction (group commit); each caller still waits
 //! for its own commit. Reads use a separate connection.
 
+mod manage;
 mod ops;
 pub mod schema;
 
+pub use manage::{ChangeOutcome, Filter, PageToken};
 pub use ops::{ActivityWork, Append, CreateOutcome, InstanceRow, RaiseOutcome};
 pub use schema::Synchronous;
 

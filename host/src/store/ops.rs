@@ -83,7 +83,7 @@ fn parse_status(s: &str) -> Result<RuntimeStatus, StoreError> {
 }
 
 /// Appends events to an instance's history, numbering them; returns their positions.
-fn append_events(
+pub(super) fn append_events(
     conn: &Connection,
     id: &InstanceId,
     events: &[HistoryEvent],
@@ -122,7 +122,7 @@ fn drop_pending_work(conn: &Connection, id: &InstanceId) -> Result<(), StoreErro
 }
 
 /// The columns of an instance row, before parsing.
-type RawInstance = (
+pub(super) type RawInstance = (
     String,
     String,
     String,
@@ -135,7 +135,7 @@ type RawInstance = (
     i64,
 );
 
-fn read_instance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
+pub(super) fn read_instance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -522,7 +522,7 @@ fn corrupt(e: crate::history::InvalidId) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn finish_instance(raw: RawInstance) -> Result<InstanceRow, StoreError> {
+pub(super) fn finish_instance(raw: RawInstance) -> Result<InstanceRow, StoreError> {
     let (id, name, digest, status, input, output, failure, custom_status, created, updated) = raw;
     Ok(InstanceRow {
         id: id.parse().map_err(corrupt)?,

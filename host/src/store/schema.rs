@@ -67,6 +67,15 @@ const MIGRATIONS: &[&str] = &[
     -- Serves: the timer service's next due timer.
     CREATE INDEX timers_by_due ON timers(fire_at);
     "#,
+    // 2: server secrets; listing instances.
+    r#"
+    CREATE TABLE secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;
+    -- Serves: listing instances in creation order, with keyset paging.
+    CREATE INDEX instances_by_created ON instances(created_at, id);
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).

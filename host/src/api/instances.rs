@@ -1,0 +1,584 @@
+//! The handlers.
+
+use super::ApiError;
+use super::AppState;
+use super::schema::{
+    ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PurgeResult,
+    RuntimeStatus as ApiStatus, StartResponse,
+};
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::history::{InstanceId, Recorded, RuntimeStatus};
+use crate::runtime::Status;
+use crate::store::{Filter, InstanceRow, PageToken};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Parses a request body as JSON; an empty body is `null`.
+fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+    let body = body.map_err(ApiError::from_body_rejection)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })
+}
+
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+    p.map(|Path(t)| t)
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
+}
+
+fn instance_id(s: &str) -> Result<InstanceId, ApiError> {
+    s.parse()
+        .map_err(|e: crate::history::InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StartQuery {
+    #[serde(rename = "instanceId")]
+    instance_id: Option<String>,
+}
+
+/// Starts an orchestration. Starting again with the same instance id and input returns the
+/// existing instance.
+#[utoipa::path(
+    post,
+    path = "/orchestrations/{name}",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "The orchestration's name"),
+        ("instanceId" = Option<String>, Query, description = "The instance id (default: a new one)",
+            pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+    ),
+    request_body(content = Object, description = "The input: any JSON; an empty body is null"),
+    responses(
+        (status = 202, description = "Started (or already started with this input)", body = StartResponse,
+            headers(("Location" = String, description = "The status URL"))),
+        (status = 400, description = "Invalid JSON or instance id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No orchestration of that name", body = ErrorBody),
+        (status = 409, description = "The instance exists with other input", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub(super) async fn start(
+    State(app): State<AppState>,
+    name: Result<Path<String>, PathRejection>,
+    q: Result<Query<StartQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let name = path(name)?;
+    let q = query(q)?;
+    let input = json_body(body)?;
+    let id = q.instance_id.as_deref().map(instance_id).transpose()?;
+    let (id, _created) = app.runtime.start(&name, &input, id).await?;
+    let base = format!("{}/instances/{id}", app.public_url);
+    let links = StartResponse {
+        id: id.to_string(),
+        status_query_get_uri: base.clone(),
+        send_event_post_uri: format!("{base}/raiseEvent/{{eventName}}"),
+        terminate_post_uri: format!("{base}/terminate?reason={{text}}"),
+        suspend_post_uri: format!("{base}/suspend?reason={{text}}"),
+        resume_post_uri: format!("{base}/resume?reason={{text}}"),
+        purge_history_delete_uri: base.clone(),
+    };
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&base) {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(links)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct ListQuery {
+    #[serde(rename = "runtimeStatus")]
+    runtime_status: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "createdFrom")]
+    created_from: Option<String>,
+    #[serde(rename = "createdTo")]
+    created_to: Option<String>,
+    top: Option<u32>,
+    #[serde(rename = "continuationToken")]
+    continuation_token: Option<String>,
+}
+
+fn filter(
+    runtime_status: Option<&str>,
+    name: Option<String>,
+    created_from: Option<&str>,
+    created_to: Option<&str>,
+) -> Result<Filter, ApiError> {
+    let statuses = match runtime_status {
+        None | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|s| {
+                RuntimeStatus::parse(s.trim()).ok_or_else(|| {
+                    ApiError::bad_request("invalid_query", format!("unknown runtimeStatus '{s}'"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let time = |what: &str, t: Option<&str>| {
+        t.map(|t| {
+            parse_rfc3339(t).map_err(|_| {
+                ApiError::bad_request("invalid_query", format!("{what} '{t}' is not RFC 3339"))
+            })
+        })
+        .transpose()
+    };
+    Ok(Filter {
+        statuses,
+        name,
+        created_from: time("createdFrom", created_from)?,
+        created_to: time("createdTo", created_to)?,
+    })
+}
+
+/// Lists instances, oldest first, with filters and paging.
+#[utoipa::path(
+    get,
+    path = "/instances",
+    security(("bearer" = [])),
+    params(
+        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses, e.g. `Running,Suspended`"),
+        ("name" = Option<String>, Query, description = "Only this orchestration"),
+        ("createdFrom" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
+        ("createdTo" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("top" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
+        ("continuationToken" = Option<String>, Query, description = "From the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of instances", body = InstanceList),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    )
+)]
+pub(super) async fn list(
+    State(app): State<AppState>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<InstanceList>, ApiError> {
+    let q = query(q)?;
+    let f = filter(
+        q.runtime_status.as_deref(),
+        q.name,
+        q.created_from.as_deref(),
+        q.created_to.as_deref(),
+    )?;
+    let top = q.top.unwrap_or(100);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "top must be from 1 to 1000",
+        ));
+    }
+    let after = q
+        .continuation_token
+        .as_deref()
+        .map(|t| {
+            PageToken::decode(t)
+                .ok_or_else(|| ApiError::bad_request("invalid_query", "invalid continuationToken"))
+        })
+        .transpose()?;
+    let (rows, next) = app.runtime.list(f, after, top as usize).await?;
+    Ok(Json(InstanceList {
+        instances: rows.iter().map(|r| instance_status(r, None)).collect(),
+        continuation_token: next.map(|t| t.encode()),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct PurgeQuery {
+    #[serde(rename = "runtimeStatus")]
+    runtime_status: Option<String>,
+    name: Option<String>,
+    #[serde(rename = "createdFrom")]
+    created_from: Option<String>,
+    #[serde(rename = "createdTo")]
+    created_to: Option<String>,
+}
+
+/// Purges ended instances (Completed, Failed, Terminated) matching the filter.
+#[utoipa::path(
+    delete,
+    path = "/instances",
+    security(("bearer" = [])),
+    params(
+        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses (only ended ones are purged)"),
+        ("name" = Option<String>, Query, description = "Only this orchestration"),
+        ("createdFrom" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
+        ("createdTo" = Option<String>, Query, description = "Created before (RFC 3339)"),
+    ),
+    responses(
+        (status = 200, description = "How many were purged", body = PurgeResult),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    )
+)]
+pub(super) async fn purge_where(
+    State(app): State<AppState>,
+    q: Result<Query<PurgeQuery>, QueryRejection>,
+) -> Result<Json<PurgeResult>, ApiError> {
+    let q = query(q)?;
+    let f = filter(
+        q.runtime_status.as_deref(),
+        q.name,
+        q.created_from.as_deref(),
+        q.created_to.as_deref(),
+    )?;
+    let n = app.runtime.purge_where(f).await?;
+    Ok(Json(PurgeResult {
+        instances_deleted: n as u64,
+    }))
+}
+
+#[derive(Deserialize)]
+pub(super) struct StatusQuery {
+    #[serde(rename = "showHistory", default)]
+    show_history: bool,
+}
+
+/// An instance's status, with its history if asked.
+#[utoipa::path(
+    get,
+    path = "/instances/{id}",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("showHistory" = Option<bool>, Query, description = "Include the history"),
+    ),
+    responses(
+        (status = 200, description = "The status", body = InstanceStatus),
+        (status = 400, description = "Invalid id or query", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+pub(super) async fn status(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Json<InstanceStatus>, ApiError> {
+    let id = instance_id(&path(id)?)?;
+    let q = query(q)?;
+    let Status { instance, history } = app.runtime.status(&id, q.show_history).await?;
+    Ok(Json(instance_status(&instance, history.as_deref())))
+}
+
+/// Purges one instance and its history (terminating it first if it runs).
+#[utoipa::path(
+    delete,
+    path = "/instances/{id}",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "Purged", body = PurgeResult),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    )
+)]
+pub(super) async fn purge(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<PurgeResult>, ApiError> {
+    let id = instance_id(&path(id)?)?;
+    app.runtime.purge(&id).await?;
+    Ok(Json(PurgeResult {
+        instances_deleted: 1,
+    }))
+}
+
+/// Raises an event to an instance; answered once the event is durable. Events are buffered
+/// until the orchestration waits for them, also while it is suspended.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/raiseEvent/{event}",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("event" = String, Path, description = "The event's name"),
+    ),
+    request_body(content = Object, description = "The payload: any JSON; an empty body is null"),
+    responses(
+        (status = 202, description = "Recorded"),
+        (status = 400, description = "Invalid JSON or id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub(super) async fn raise_event(
+    State(app): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let (id, event) = path(p)?;
+    let id = instance_id(&id)?;
+    let payload = json_body(body)?;
+    app.runtime.raise_event(&id, &event, &payload).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReasonQuery {
+    reason: Option<String>,
+}
+
+async fn lifecycle(
+    app: &AppState,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ReasonQuery>, QueryRejection>,
+    action: &str,
+) -> Result<StatusCode, ApiError> {
+    let id = instance_id(&path(id)?)?;
+    let reason = query(q)?.reason.unwrap_or_else(|| format!("{action}d"));
+    match action {
+        "terminate" => app.runtime.terminate(&id, &reason).await?,
+        "suspend" => app.runtime.suspend(&id, &reason).await?,
+        _ => app.runtime.resume(&id, &reason).await?,
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Terminates an instance: it ends at once, its timers and waits are dropped.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/terminate",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("reason" = Option<String>, Query, description = "Why; shown as the failure message"),
+    ),
+    responses(
+        (status = 202, description = "Terminated"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+    )
+)]
+pub(super) async fn terminate(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ReasonQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    lifecycle(&app, id, q, "terminate").await
+}
+
+/// Suspends an instance: events and timers that arrive are recorded and delivered on resume.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/suspend",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("reason" = Option<String>, Query, description = "Why"),
+    ),
+    responses(
+        (status = 202, description = "Suspended (or already)"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+    )
+)]
+pub(super) async fn suspend(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ReasonQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    lifecycle(&app, id, q, "suspend").await
+}
+
+/// Resumes a suspended instance.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/resume",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("reason" = Option<String>, Query, description = "Why"),
+    ),
+    responses(
+        (status = 202, description = "Resumed (or was not suspended)"),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+    )
+)]
+pub(super) async fn resume(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<ReasonQuery>, QueryRejection>,
+) -> Result<StatusCode, ApiError> {
+    lifecycle(&app, id, q, "resume").await
+}
+
+#[derive(Deserialize)]
+pub(super) struct CallbackQuery {
+    expires: u64,
+    sig: String,
+}
+
+/// Raises an event through a signed callback URL (from `ctx.callback_url`). Needs no bearer
+/// token: the signature allows exactly this event on exactly this instance until it expires.
+#[utoipa::path(
+    post,
+    path = "/callbacks/{id}/{event}",
+    params(
+        ("id" = String, Path, description = "The instance id"),
+        ("event" = String, Path, description = "The event's name"),
+        ("expires" = u64, Query, description = "Expiry, ms since the epoch"),
+        ("sig" = String, Query, description = "The signature"),
+    ),
+    request_body(content = Object, description = "The payload: any JSON; an empty body is null"),
+    responses(
+        (status = 202, description = "Recorded"),
+        (status = 400, description = "Invalid JSON", body = ErrorBody),
+        (status = 403, description = "Signature missing, wrong or expired", body = ErrorBody),
+        (status = 404, description = "The instance is gone", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub(super) async fn callback(
+    State(app): State<AppState>,
+    p: Result<Path<(String, String)>, PathRejection>,
+    q: Result<Query<CallbackQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    let forbidden = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_signature",
+            "the callback URL is not valid",
+        )
+    };
+    let (id, event) = p.map(|Path(p)| p).map_err(|_| forbidden())?;
+    let q = q.map(|Query(q)| q).map_err(|_| forbidden())?;
+    let payload = json_body(body)?;
+    app.runtime
+        .raise_by_callback(&id, &event, q.expires, &q.sig, &payload)
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Moves a `--manual-clock` server's time forward and fires the timers that became due.
+#[utoipa::path(
+    post,
+    path = "/admin/clock/advance",
+    security(("bearer" = [])),
+    request_body = ClockAdvance,
+    responses(
+        (status = 200, description = "The new time", body = ClockAdvanced),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "The server runs on wall time", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub(super) async fn advance_clock(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ClockAdvanced>, ApiError> {
+    let body = json_body(body)?;
+    let advance: ClockAdvance = serde_json::from_value(body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_request",
+            format!("expected {{\"seconds\": N}}: {e}"),
+        )
+    })?;
+    if !advance.seconds.is_finite() || !(0.0..=1e10).contains(&advance.seconds) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "seconds must be a number from 0 to 1e10",
+        ));
+    }
+    let (now, fired) = app
+        .runtime
+        .advance_clock(Duration::from_secs_f64(advance.seconds))
+        .await?;
+    Ok(Json(ClockAdvanced {
+        now: rfc3339(now),
+        timers_fired: fired as u64,
+    }))
+}
+
+/// Parses stored JSON text back into a value (text that is not JSON is shown as a string).
+fn stored_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
+}
+
+fn api_status(s: RuntimeStatus) -> ApiStatus {
+    match s {
+        RuntimeStatus::Pending => ApiStatus::Pending,
+        RuntimeStatus::Running => ApiStatus::Running,
+        RuntimeStatus::Suspended => ApiStatus::Suspended,
+        RuntimeStatus::Completed => ApiStatus::Completed,
+        RuntimeStatus::Failed => ApiStatus::Failed,
+        RuntimeStatus::Terminated => ApiStatus::Terminated,
+        RuntimeStatus::ContinuedAsNew => ApiStatus::ContinuedAsNew,
+    }
+}
+
+fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceStatus {
+    InstanceStatus {
+        instance_id: i.id.to_string(),
+        name: i.name.clone(),
+        runtime_status: api_status(i.status),
+        input: stored_json(&i.input),
+        output: match (&i.output, &i.failure) {
+            (Some(o), _) => stored_json(o),
+            (None, Some(f)) => Value::String(f.clone()),
+            (None, None) => Value::Null,
+        },
+        custom_status: i
+            .custom_status
+            .as_deref()
+            .map(stored_json)
+            .unwrap_or(Value::Null),
+        created_time: rfc3339(i.created_at),
+        last_updated_time: rfc3339(i.updated_at),
+        component_digest: i.digest.to_string(),
+        failure: i.failure.clone().map(|message| Failure { message }),
+        history_events: history.map(|h| h.iter().map(history_json).collect()),
+    }
+}
+
+/// A history event for people: payload strings that hold JSON are shown as JSON.
+fn history_json(r: &Recorded) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+    v["timestamp"] = Value::String(rfc3339(r.recorded_at));
+    if let Some(obj) = v.as_object_mut() {
+        for key in ["input", "output", "payload", "status"] {
+            if let Some(Value::String(s)) = obj.get(key) {
+                let parsed = stored_json(s);
+                obj.insert(key.to_string(), parsed);
+            }
+        }
+        if let Some(Value::Object(c)) = obj.get_mut("completion")
+            && let Some(Value::String(s)) = c.get("value")
+        {
+            let parsed = stored_json(s);
+            c.insert("value".into(), parsed);
+        }
+    }
+    v
+}

@@ -1,0 +1,222 @@
+//! Operator operations: suspend and resume, listing with filters and paging, purging by
+//! filter, and server secrets.
+
+use super::ops::{InstanceRow, RawInstance, finish_instance, read_instance};
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
+
+/// Which instances a list or a purge is about. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub statuses: Vec<RuntimeStatus>,
+    pub name: Option<String>,
+    pub created_from: Option<Millis>,
+    pub created_to: Option<Millis>,
+}
+
+impl Filter {
+    /// The WHERE clause (starting with `WHERE 1`) and its parameters.
+    fn sql(&self) -> (String, Vec<SqlValue>) {
+        let mut sql = String::from("WHERE 1");
+        let mut params = Vec::new();
+        if !self.statuses.is_empty() {
+            let marks = vec!["?"; self.statuses.len()].join(", ");
+            sql.push_str(&format!(" AND status IN ({marks})"));
+            params.extend(
+                self.statuses
+                    .iter()
+                    .map(|s| SqlValue::Text(s.as_str().into())),
+            );
+        }
+        if let Some(name) = &self.name {
+            sql.push_str(" AND name = ?");
+            params.push(SqlValue::Text(name.clone()));
+        }
+        if let Some(from) = self.created_from {
+            sql.push_str(" AND created_at >= ?");
+            params.push(SqlValue::Integer(from as i64));
+        }
+        if let Some(to) = self.created_to {
+            sql.push_str(" AND created_at < ?");
+            params.push(SqlValue::Integer(to as i64));
+        }
+        (sql, params)
+    }
+}
+
+/// Where a page of a listing starts: after this (created time, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken {
+    pub created_at: Millis,
+    pub id: InstanceId,
+}
+
+impl PageToken {
+    /// An opaque text form.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("{}:{}", self.created_at, self.id))
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (at, id) = text.split_once(':')?;
+        Some(Self {
+            created_at: at.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+/// What a suspend or resume did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOutcome {
+    Changed,
+    /// It was so already.
+    Unchanged,
+    NotFound,
+    Finished(RuntimeStatus),
+}
+
+impl Store {
+    /// Suspends (`true`) or resumes (`false`) an instance.
+    pub async fn set_suspended(
+        &self,
+        id: InstanceId,
+        suspend: bool,
+        reason: String,
+        now: Millis,
+    ) -> Result<ChangeOutcome, StoreError> {
+        self.write(move |c| {
+            let status: Option<String> = c
+                .query_row(
+                    "SELECT status FROM instances WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(status) = status else {
+                return Ok(ChangeOutcome::NotFound);
+            };
+            let status = RuntimeStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown status '{status}'")))?;
+            if status.is_terminal() {
+                return Ok(ChangeOutcome::Finished(status));
+            }
+            if (status == RuntimeStatus::Suspended) == suspend {
+                return Ok(ChangeOutcome::Unchanged);
+            }
+            let (event, new_status) = if suspend {
+                (HistoryEvent::Suspended { reason }, RuntimeStatus::Suspended)
+            } else {
+                (HistoryEvent::Resumed { reason }, RuntimeStatus::Running)
+            };
+            super::ops::append_events(c, &id, &[event], now)?;
+            c.execute(
+                "UPDATE instances SET status = ?2 WHERE id = ?1",
+                params![id.as_str(), new_status.as_str()],
+            )?;
+            Ok(ChangeOutcome::Changed)
+        })
+        .await
+    }
+
+    /// Instances matching `filter`, oldest first, at most `limit`, starting after `after`;
+    /// and the token of the next page if there may be one.
+    pub async fn list(
+        &self,
+        filter: Filter,
+        after: Option<PageToken>,
+        limit: usize,
+    ) -> Result<(Vec<InstanceRow>, Option<PageToken>), StoreError> {
+        self.read(move |c| {
+            let (mut sql, mut params) = filter.sql();
+            if let Some(after) = &after {
+                sql.push_str(" AND (created_at, id) > (?, ?)");
+                params.push(SqlValue::Integer(after.created_at as i64));
+                params.push(SqlValue::Text(after.id.to_string()));
+            }
+            let query = format!(
+                "SELECT id, name, digest, status, input, output, failure, custom_status,
+                        created_at, updated_at
+                 FROM instances {sql} ORDER BY created_at, id LIMIT {}",
+                limit + 1
+            );
+            let mut q = c.prepare(&query)?;
+            let raw: Vec<RawInstance> = q
+                .query_map(params_from_iter(params), read_instance)?
+                .collect::<Result<_, _>>()?;
+            let mut rows = raw
+                .into_iter()
+                .map(finish_instance)
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if rows.len() > limit {
+                rows.truncate(limit);
+                rows.last().map(|r| PageToken {
+                    created_at: r.created_at,
+                    id: r.id.clone(),
+                })
+            } else {
+                None
+            };
+            Ok((rows, next))
+        })
+        .await
+    }
+
+    /// Deletes the ended instances matching `filter`, with their histories; how many.
+    pub async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError> {
+        self.write(move |c| {
+            let (sql, params) = filter.sql();
+            let ended = "AND status IN ('Completed', 'Failed', 'Terminated', 'ContinuedAsNew')";
+            let ids: Vec<String> = {
+                let mut q = c.prepare(&format!("SELECT id FROM instances {sql} {ended}"))?;
+                q.query_map(params_from_iter(params), |r| r.get(0))?
+                    .collect::<Result<_, _>>()?
+            };
+            for id in &ids {
+                c.execute("DELETE FROM history WHERE instance_id = ?1", [id])?;
+                c.execute("DELETE FROM timers WHERE instance_id = ?1", [id])?;
+                c.execute("DELETE FROM activities WHERE instance_id = ?1", [id])?;
+                c.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+            }
+            Ok(ids.len())
+        })
+        .await
+    }
+
+    /// A server secret by name: created (from `fresh`) on first use, the same ever after.
+    pub async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        let name = name.to_string();
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO secrets (name, value) VALUES (?1, ?2)",
+                params![name, fresh],
+            )?;
+            Ok(
+                c.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_reject_garbage() {
+        let t = PageToken {
+            created_at: 42,
+            id: "a:b".parse().unwrap(),
+        };
+        assert_eq!(PageToken::decode(&t.encode()), Some(t));
+        assert_eq!(PageToken::decode("zz"), None);
+        assert_eq!(PageToken::decode(&hex::encode("x:y")), None);
+    }
+}
