@@ -63,7 +63,7 @@ pub(super) struct StartQuery {
         ("instanceId" = Option<String>, Query, description = "The instance id (default: a new one)",
             pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
     ),
-    request_body(content = Object, description = "The input: any JSON; an empty body is null"),
+    request_body(content = Value, description = "The input: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Started (or already started with this input)", body = StartResponse,
             headers(("Location" = String, description = "The status URL"))),
@@ -258,7 +258,7 @@ pub(super) struct StatusQuery {
     path = "/instances/{id}",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("showHistory" = Option<bool>, Query, description = "Include the history"),
     ),
     responses(
@@ -284,7 +284,7 @@ pub(super) async fn status(
     delete,
     path = "/instances/{id}",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The instance id")),
+    params(("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$")),
     responses(
         (status = 200, description = "Purged", body = PurgeResult),
         (status = 400, description = "Invalid id", body = ErrorBody),
@@ -310,10 +310,10 @@ pub(super) async fn purge(
     path = "/instances/{id}/raiseEvent/{event}",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("event" = String, Path, description = "The event's name"),
     ),
-    request_body(content = Object, description = "The payload: any JSON; an empty body is null"),
+    request_body(content = Value, description = "The payload: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Recorded"),
         (status = 400, description = "Invalid JSON or id", body = ErrorBody),
@@ -362,7 +362,7 @@ async fn lifecycle(
     path = "/instances/{id}/terminate",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("reason" = Option<String>, Query, description = "Why; shown as the failure message"),
     ),
     responses(
@@ -387,7 +387,7 @@ pub(super) async fn terminate(
     path = "/instances/{id}/suspend",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("reason" = Option<String>, Query, description = "Why"),
     ),
     responses(
@@ -412,7 +412,7 @@ pub(super) async fn suspend(
     path = "/instances/{id}/resume",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("reason" = Option<String>, Query, description = "Why"),
     ),
     responses(
@@ -443,12 +443,12 @@ pub(super) struct CallbackQuery {
     post,
     path = "/callbacks/{id}/{event}",
     params(
-        ("id" = String, Path, description = "The instance id"),
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("event" = String, Path, description = "The event's name"),
         ("expires" = u64, Query, description = "Expiry, ms since the epoch"),
         ("sig" = String, Query, description = "The signature"),
     ),
-    request_body(content = Object, description = "The payload: any JSON; an empty body is null"),
+    request_body(content = Value, description = "The payload: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Recorded"),
         (status = 400, description = "Invalid JSON", body = ErrorBody),

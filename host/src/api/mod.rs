@@ -17,7 +17,6 @@ use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use utoipa::OpenApi;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -57,7 +56,10 @@ pub fn router(state: AppState) -> Router {
         .merge(management)
         .route("/callbacks/{id}/{event}", post(instances::callback))
         .route("/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
+        )
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -70,8 +72,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(schema::ApiDoc::openapi())
+async fn openapi(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    Json(schema::document(&app.runtime.orchestration_names()))
 }
 
 /// Lets a request through only with `Authorization: Bearer TOKEN`.

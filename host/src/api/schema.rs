@@ -45,13 +45,13 @@ pub struct InstanceStatus {
     pub name: String,
     pub runtime_status: RuntimeStatus,
     /// The input, as given at start.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub input: Value,
     /// The output once completed; the failure message once failed or terminated.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub output: Value,
     /// What the orchestration last set as its custom status.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub custom_status: Value,
     /// RFC 3339.
     pub created_time: String,
@@ -113,6 +113,42 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// Links from a start's answer to the operations on the instance it started, so clients (and
+/// API fuzzers) can follow them.
+struct InstanceLinks;
+
+impl Modify for InstanceLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        let Some(start) = openapi
+            .paths
+            .paths
+            .get_mut("/orchestrations/{name}")
+            .and_then(|p| p.post.as_mut())
+        else {
+            return;
+        };
+        let Some(RefOr::T(accepted)) = start.responses.responses.get_mut("202") else {
+            return;
+        };
+        for op in [
+            "status",
+            "purge",
+            "raise_event",
+            "terminate",
+            "suspend",
+            "resume",
+        ] {
+            let link = LinkBuilder::new()
+                .operation_id(op)
+                .parameter("id", "$response.body#/id")
+                .build();
+            accepted.links.insert(op.to_string(), RefOr::T(link));
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -144,6 +180,35 @@ impl Modify for BearerAuth {
         super::instances::callback,
         super::instances::advance_clock,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &InstanceLinks)
 )]
 pub struct ApiDoc;
+
+/// The document for a server where `orchestrations` are deployed: their names are listed as
+/// the values of the start route's `name`.
+pub fn document(orchestrations: &[String]) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{Object, Schema, Type};
+    let mut doc = ApiDoc::openapi();
+    if orchestrations.is_empty() {
+        return doc;
+    }
+    let start = doc
+        .paths
+        .paths
+        .get_mut("/orchestrations/{name}")
+        .and_then(|p| p.post.as_mut());
+    if let Some(params) = start.and_then(|op| op.parameters.as_mut()) {
+        for p in params.iter_mut() {
+            if let RefOr::T(p) = p
+                && p.name == "name"
+            {
+                let mut schema = Object::with_type(Type::String);
+                schema.enum_values =
+                    Some(orchestrations.iter().map(|n| n.clone().into()).collect());
+                p.schema = Some(RefOr::T(Schema::Object(schema)));
+            }
+        }
+    }
+    doc
+}

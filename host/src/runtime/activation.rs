@@ -562,8 +562,11 @@ impl orchestration_context::Host for GuestState<Activation> {
             return Ok((winner, to_wit(completion)));
         }
         loop {
-            // A suspended run records arrivals but takes none until it is resumed.
-            if let Some(r) = a.run.resolve(&handles)?.filter(|_| !a.run.is_suspended()) {
+            let resolved = a.run.resolve(&handles)?;
+            if resolved.is_some() && a.run.is_suspended() {
+                // A suspended run records arrivals but takes none until it is resumed.
+                tracing::info!(instance = %a.id, "suspended: holding what arrived until resumed");
+            } else if let Some(r) = resolved {
                 let at = a.rt.now().max(a.clock.now());
                 a.clock.advance_to(at);
                 a.record(HistoryEvent::AwaitResolved {

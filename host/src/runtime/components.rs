@@ -151,6 +151,19 @@ impl Components {
         }
     }
 
+    /// The orchestration names that have a digest, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The digest that new instances of orchestration `name` start on.
     pub fn digest_for(&self, name: &str) -> Option<ComponentDigest> {
         self.names

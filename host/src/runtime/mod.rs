@@ -193,6 +193,11 @@ impl Runtime {
         Ok(self.inner.components.publish(&loaded))
     }
 
+    /// The names of the orchestrations new instances can start, sorted.
+    pub fn orchestration_names(&self) -> Vec<String> {
+        self.inner.components.names()
+    }
+
     /// Picks up work after a (re)start: pending activities, timers, unfinished instances.
     pub async fn recover(&self) -> Result<(), RuntimeError> {
         for work in self.inner.store.pending_activities().await? {
