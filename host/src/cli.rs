@@ -64,6 +64,9 @@ enum Command {
         /// Seconds a waiting instance stays in memory; 0 evicts it at every wait.
         #[arg(long, default_value_t = 60.0)]
         idle_timeout: f64,
+        /// At most this many waiting instances stay in memory.
+        #[arg(long, default_value_t = 10_000)]
+        max_hot: usize,
         /// The base URL put into management links and callback URLs (default: `http://LISTEN`).
         #[arg(long)]
         public_url: Option<String>,
@@ -128,6 +131,30 @@ enum Command {
     },
     /// Deletes an instance and its history.
     Purge { id: String },
+    /// Measures the host in-process on temporary databases: throughput, event latency, memory
+    /// of waiting instances, cold replay, fan-out, and the disk's own append rate.
+    Bench {
+        /// The directory holding the example components (hello_sequence.wasm).
+        #[arg(long, default_value = "target/components")]
+        components: PathBuf,
+        /// Every scenario at a small size.
+        #[arg(long)]
+        quick: bool,
+        /// Only these scenarios (limit, sequence, fanout, event, replay, waiting).
+        #[arg(long = "scenario")]
+        scenarios: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Synchronous::Full)]
+        synchronous: Synchronous,
+        /// Instances in `sequence`.
+        #[arg(long)]
+        sequence: Option<usize>,
+        /// Instances in `waiting`.
+        #[arg(long)]
+        waiting: Option<usize>,
+        /// Instances in flight at once in `sequence`.
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
     /// Moves a `--manual-clock` server's time.
     Clock {
         #[command(subcommand)]
@@ -185,10 +212,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             start_time,
             cache_dir,
             idle_timeout,
+            max_hot,
             public_url,
             synchronous,
         } => {
             serve(ServeArgs {
+                max_hot,
                 db,
                 listen,
                 components,
@@ -300,6 +329,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client
                 .delete(&format!("/instances/{}", segment(&id)))
                 .await?;
+            Ok(())
+        }
+        Command::Bench {
+            components,
+            quick,
+            scenarios,
+            synchronous,
+            sequence,
+            waiting,
+            concurrency,
+        } => {
+            let mut opts = crate::bench::Options::full(components, synchronous);
+            if quick {
+                opts = opts.quick();
+            }
+            opts.scenarios = scenarios;
+            if let Some(n) = sequence {
+                opts.sequence = n;
+            }
+            if let Some(n) = waiting {
+                opts.waiting = n;
+            }
+            if let Some(n) = concurrency {
+                opts.concurrency = n;
+            }
+            let report = crate::bench::run(&opts).await?;
+            if json {
+                println!("{report}");
+            } else {
+                print!("{}", crate::bench::table(&report));
+            }
             Ok(())
         }
         Command::Clock {
@@ -442,6 +502,7 @@ struct ServeArgs {
     start_time: Option<String>,
     cache_dir: Option<PathBuf>,
     idle_timeout: f64,
+    max_hot: usize,
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
@@ -498,6 +559,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         app_settings,
         public_url: public_url.clone(),
+        max_hot: args.max_hot,
     };
     let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;
     if let Some(dir) = &args.components {

@@ -1,5 +1,6 @@
 //! The `weft` command.
 
+mod bench;
 mod cli;
 
 fn main() -> std::process::ExitCode {

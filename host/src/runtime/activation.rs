@@ -248,13 +248,19 @@ impl Activation {
 
     async fn commit_end(mut self) -> Exit {
         let append = std::mem::take(&mut self.pending);
+        let status = append.end.as_ref().map(|(s, _, _)| *s);
         match self
             .rt
             .store()
             .append(self.id.clone(), append, self.rt.now())
             .await
         {
-            Ok(_) => Exit::Done,
+            Ok(committed) => {
+                if let (Some(_), Some(status)) = (committed, status) {
+                    self.rt.announce_finished(&self.id, status);
+                }
+                Exit::Done
+            }
             Err(e) => {
                 tracing::error!(instance = %self.id, "cannot record the end: {e}");
                 Exit::Retry(self.mailbox)
@@ -326,7 +332,13 @@ impl Activation {
 
     /// Waits for something to be appended to the history, then reads it.
     async fn wait_for_news(&mut self) -> Result<(), Stop> {
-        let idle = self.rt.inner.settings.idle_timeout;
+        let settings = &self.rt.inner.settings;
+        // Over the bound of hot instances, a waiting instance leaves memory at once.
+        let idle = if self.rt.hot_instances() > settings.max_hot {
+            Duration::ZERO
+        } else {
+            settings.idle_timeout
+        };
         let woken = match self.mailbox.try_recv() {
             Ok(()) => true,
             Err(mpsc::error::TryRecvError::Disconnected) => return Err(Stop::Shutdown),

@@ -36,6 +36,8 @@ pub struct Settings {
     pub app_settings: Vec<(String, String)>,
     /// The base URL of this server as external systems reach it (for callback URLs).
     pub public_url: String,
+    /// At most this many instances stay in memory while they wait; more are evicted at once.
+    pub max_hot: usize,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(60),
             app_settings: Vec::new(),
             public_url: "http://127.0.0.1:8080".into(),
+            max_hot: 10_000,
         }
     }
 }
@@ -100,6 +103,8 @@ struct Inner {
     /// Tells the timer service that a timer was armed.
     timers_changed: Notify,
     signer: callbacks::Signer,
+    /// Announces each instance that ends.
+    finished: tokio::sync::broadcast::Sender<(InstanceId, RuntimeStatus)>,
 }
 
 /// An instance's status, with its history when asked for.
@@ -134,6 +139,7 @@ impl Runtime {
                 actors: Mutex::new(HashMap::new()),
                 timers_changed: Notify::new(),
                 signer,
+                finished: tokio::sync::broadcast::channel(1 << 16).0,
             }),
         })
     }
@@ -476,6 +482,17 @@ impl Runtime {
         }
         actors.remove(id);
         true
+    }
+
+    /// Announces every instance that ends from now on, with its final status.
+    pub fn subscribe_finished(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<(InstanceId, RuntimeStatus)> {
+        self.inner.finished.subscribe()
+    }
+
+    pub(crate) fn announce_finished(&self, id: &InstanceId, status: RuntimeStatus) {
+        let _ = self.inner.finished.send((id.clone(), status));
     }
 
     /// How many instances are in memory.

@@ -1,6 +1,6 @@
 //! Durable storage: one SQLite file (WAL). All writes go through one writer thread that
 //! commits whatever has queued up in one transaction (group commit); each caller still waits
-//! for its own commit. Reads use a separate connection.
+//! for its own commit. Reads use a connection per thread.
 
 mod manage;
 mod ops;
@@ -12,7 +12,7 @@ pub use schema::Synchronous;
 
 use rusqlite::{Connection, Transaction};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 /// What can go wrong with the store.
@@ -45,8 +45,8 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<Job>,
-    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+    sync: Synchronous,
 }
 
 impl Store {
@@ -54,7 +54,6 @@ impl Store {
     pub fn open(path: &Path, sync: Synchronous) -> Result<Self, schema::OpenError> {
         let mut conn = schema::connect(path, sync)?;
         schema::migrate(&mut conn)?;
-        let reader = schema::connect(path, sync)?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("weft-store-writer".into())
@@ -64,8 +63,8 @@ impl Store {
             })?;
         Ok(Self {
             writer: tx,
-            reader: Arc::new(Mutex::new(reader)),
             path: path.to_path_buf(),
+            sync,
         })
     }
 
@@ -105,20 +104,32 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Runs `f` on the read connection (off the async threads).
+    /// Runs `f` on this thread's read connection to the database. Reads are short (an
+    /// instance's row or the tail of its history), so they run in place: no thread hand-off, no
+    /// lock shared between threads; WAL lets them run beside the writer.
     pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
     where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError>,
     {
-        let reader = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+        READERS.with(|readers| {
+            let mut readers = readers.borrow_mut();
+            let conn = match readers.entry(self.path.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let conn = schema::connect(&self.path, self.sync)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    e.insert(conn)
+                }
+            };
+            f(conn)
         })
-        .await
-        .map_err(|_| StoreError::Closed)?
     }
+}
+
+thread_local! {
+    /// One read connection per thread and database file.
+    static READERS: std::cell::RefCell<std::collections::HashMap<PathBuf, Connection>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
