@@ -27,6 +27,23 @@ pub struct RetryPolicy {
     pub non_retryable: Vec<String>,
 }
 
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1`, if a failure of attempt `attempt` with `error`
+    /// is to be retried. An error's kind is its text before the first `:`.
+    pub fn retry_delay(&self, attempt: u32, error: &str) -> Option<Millis> {
+        let kind = error.split(':').next().unwrap_or_default().trim();
+        if attempt >= self.max_attempts || self.non_retryable.iter().any(|k| k == kind) {
+            return None;
+        }
+        let factor = self
+            .backoff_coefficient
+            .max(1.0)
+            .powi(attempt.saturating_sub(1) as i32);
+        let delay = (self.first_interval_ms as f64 * factor).min(self.max_interval_ms as f64);
+        Some(delay.max(0.0) as Millis)
+    }
+}
+
 /// How an awaited handle ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
@@ -118,6 +135,13 @@ pub enum HistoryEvent {
         handle: Pos,
         error: String,
     },
+    /// An attempt of an activity with a retry policy failed; the next runs at `retry_at`.
+    ActivityAttemptFailed {
+        handle: Pos,
+        attempt: u32,
+        error: String,
+        retry_at: Millis,
+    },
     TimerFired {
         handle: Pos,
     },
@@ -180,6 +204,7 @@ impl HistoryEvent {
             AwaitResolved { .. } => "await_resolved",
             ActivityCompleted { .. } => "activity_completed",
             ActivityFailed { .. } => "activity_failed",
+            ActivityAttemptFailed { .. } => "activity_attempt_failed",
             TimerFired { .. } => "timer_fired",
             EventRaised { .. } => "event_raised",
             Completed { .. } => "completed",

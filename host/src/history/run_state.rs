@@ -112,6 +112,8 @@ impl RunState {
             Completed { .. } | Failed { .. } | Terminated { .. } => {
                 self.end = Some(event.clone());
             }
+            // Not an arrival: the activity runs again and its handle stays open.
+            ActivityAttemptFailed { .. } => {}
             Suspended { .. } => self.suspended = true,
             Resumed { .. } => self.suspended = false,
             call => self.apply_call(call),
@@ -528,6 +530,26 @@ mod tests {
             err.contains("\"x\":1}") && err.contains("\"x\":2}"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn retry_delays_grow_to_the_cap_and_stop() {
+        let policy = crate::history::RetryPolicy {
+            max_attempts: 5,
+            first_interval_ms: 1000,
+            backoff_coefficient: 2.0,
+            max_interval_ms: 5000,
+            non_retryable: vec!["fatal".into()],
+        };
+        let delays: Vec<_> = (1..=5)
+            .map(|a| policy.retry_delay(a, "busy: try later"))
+            .collect();
+        assert_eq!(
+            delays,
+            vec![Some(1000), Some(2000), Some(4000), Some(5000), None]
+        );
+        assert_eq!(policy.retry_delay(1, "fatal: no such job"), None);
+        assert_eq!(policy.retry_delay(1, "no kind at all"), Some(1000));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::Runtime;
 use crate::history::RuntimeStatus;
 use crate::history::{Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step};
-use crate::store::{ActivityWork, Append};
+use crate::store::{ActivityWork, Append, ScheduledActivity};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -314,12 +314,12 @@ impl Activation {
         if committed.is_none() {
             return Err(Stop::Ended);
         }
-        for (pos, name, input) in activities {
+        for a in activities {
             self.rt.dispatch_activity(ActivityWork {
                 instance: self.id.clone(),
-                pos,
-                name,
-                input,
+                pos: a.pos,
+                name: a.name,
+                input: a.input,
                 attempt: 1,
                 digest: self.digest.clone(),
             });
@@ -472,21 +472,27 @@ impl orchestration_context::Host for GuestState<Activation> {
     ) -> wasmtime::Result<u32> {
         let a = &mut self.ctx;
         let pos = a.pos;
+        let retry = retry.map(|r| RetryPolicy {
+            max_attempts: r.max_attempts,
+            first_interval_ms: r.first_interval_ms,
+            backoff_coefficient: r.backoff_coefficient,
+            max_interval_ms: r.max_interval_ms,
+            non_retryable: r.non_retryable,
+        });
         let event = HistoryEvent::ActivityScheduled {
             pos,
             name: name.clone(),
             input: input.clone(),
-            retry: retry.map(|r| RetryPolicy {
-                max_attempts: r.max_attempts,
-                first_interval_ms: r.first_interval_ms,
-                backoff_coefficient: r.backoff_coefficient,
-                max_interval_ms: r.max_interval_ms,
-                non_retryable: r.non_retryable,
-            }),
+            retry: retry.clone(),
         };
         if a.step(&event)?.is_none() {
             a.record(event);
-            a.pending.activities.push((pos, name, input));
+            a.pending.activities.push(ScheduledActivity {
+                pos,
+                name,
+                input,
+                retry,
+            });
         }
         Ok(pos)
     }

@@ -2,7 +2,7 @@
 //! outbound HTTP; the result is recorded once.
 
 use super::Runtime;
-use crate::store::ActivityWork;
+use crate::store::{ActivityWork, CompleteOutcome};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -36,8 +36,10 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
         .complete_activity(work.instance.clone(), work.pos, result, rt.now())
         .await
     {
-        Ok(true) => rt.wake(&work.instance),
-        Ok(false) => {}
+        Ok(CompleteOutcome::Recorded) => rt.wake(&work.instance),
+        // A retry timer was armed.
+        Ok(CompleteOutcome::Retrying(_)) => rt.inner.timers_changed.notify_one(),
+        Ok(CompleteOutcome::Ignored) => {}
         // Not recorded: the activity stays pending and runs again after a restart.
         Err(e) => tracing::error!(instance = %work.instance, "cannot record activity result: {e}"),
     }

@@ -420,11 +420,14 @@ impl Runtime {
 
     /// Fires every due timer and wakes the instances that own them.
     async fn fire_due_timers(&self) -> Result<usize, StoreError> {
-        let woken = self.inner.store.fire_due_timers(self.now()).await?;
-        for id in &woken {
+        let fired = self.inner.store.fire_due_timers(self.now()).await?;
+        for id in &fired.woken {
             self.wake(id);
         }
-        Ok(woken.len())
+        for work in fired.retries {
+            self.dispatch_activity(work);
+        }
+        Ok(fired.woken.len())
     }
 
     async fn timer_service(&self) {

@@ -7,7 +7,10 @@ mod ops;
 pub mod schema;
 
 pub use manage::{ChangeOutcome, Filter, PageToken};
-pub use ops::{ActivityWork, Append, CreateOutcome, InstanceRow, RaiseOutcome};
+pub use ops::{
+    ActivityWork, Append, CompleteOutcome, CreateOutcome, Fired, InstanceRow, RaiseOutcome,
+    ScheduledActivity,
+};
 pub use schema::Synchronous;
 
 use rusqlite::{Connection, Transaction};

@@ -3,7 +3,7 @@
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::history::{
-    ComponentDigest, HistoryEvent, InstanceId, Pos, Recorded, RuntimeStatus, Seq,
+    ComponentDigest, HistoryEvent, InstanceId, Pos, Recorded, RetryPolicy, RuntimeStatus, Seq,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -37,8 +37,8 @@ pub struct ActivityWork {
 #[derive(Debug, Default)]
 pub struct Append {
     pub events: Vec<HistoryEvent>,
-    /// Activities scheduled: (position, name, input).
-    pub activities: Vec<(Pos, String, String)>,
+    /// Activities scheduled.
+    pub activities: Vec<ScheduledActivity>,
     /// Timers armed: (position, fire at).
     pub timers: Vec<(Pos, Millis)>,
     /// Timers disarmed.
@@ -46,6 +46,35 @@ pub struct Append {
     pub custom_status: Option<String>,
     /// The run's end: status plus output or failure. Pending work is dropped with it.
     pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
+}
+
+/// An activity an activation scheduled.
+#[derive(Debug, Clone)]
+pub struct ScheduledActivity {
+    pub pos: Pos,
+    pub name: String,
+    pub input: String,
+    pub retry: Option<RetryPolicy>,
+}
+
+/// What recording an activity's result did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// The result is in the history.
+    Recorded,
+    /// The attempt failed and the policy retries it at this time.
+    Retrying(Millis),
+    /// Recorded before, or the instance has ended: nothing was written.
+    Ignored,
+}
+
+/// What firing due timers did.
+#[derive(Debug, Default)]
+pub struct Fired {
+    /// Instances that got a `timer_fired`.
+    pub woken: Vec<InstanceId>,
+    /// Activities whose retry delay is over.
+    pub retries: Vec<ActivityWork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,11 +272,16 @@ impl Store {
             let seqs = append_events(c, &id, &append.events, now)?;
             {
                 let mut ins = c.prepare_cached(
-                    "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt)
-                     VALUES (?1, ?2, ?3, ?4, 1)",
+                    "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt, retry)
+                     VALUES (?1, ?2, ?3, ?4, 1, ?5)",
                 )?;
-                for (pos, name, input) in &append.activities {
-                    ins.execute(params![id.as_str(), pos, name, input])?;
+                for a in &append.activities {
+                    let retry = a
+                        .retry
+                        .as_ref()
+                        .map(|r| serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string())))
+                        .transpose()?;
+                    ins.execute(params![id.as_str(), a.pos, a.name, a.input, retry])?;
                 }
                 let mut ins = c.prepare_cached(
                     "INSERT OR IGNORE INTO timers (instance_id, pos, fire_at) VALUES (?1, ?2, ?3)",
@@ -307,27 +341,58 @@ impl Store {
         .await
     }
 
-    /// Records an activity's result, once: `false` if it was recorded before, or the instance
-    /// has ended, or the activity is no longer pending.
+    /// Records an activity's result, once. A failed attempt of an activity with a retry policy
+    /// is recorded as such and a retry timer armed instead, while the policy allows.
     pub async fn complete_activity(
         &self,
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<CompleteOutcome, StoreError> {
         self.write(move |c| {
-            let deleted = c.execute(
+            let row: Option<(u32, Option<String>)> = c
+                .query_row(
+                    "SELECT attempt, retry FROM activities WHERE instance_id = ?1 AND pos = ?2",
+                    params![id.as_str(), pos],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((attempt, retry)) = row else {
+                return Ok(CompleteOutcome::Ignored);
+            };
+            match instance_status(c, &id)? {
+                Some(s) if !s.is_terminal() => {}
+                _ => return Ok(CompleteOutcome::Ignored),
+            }
+            if let (Err(error), Some(retry)) = (&result, retry) {
+                let policy: RetryPolicy = serde_json::from_str(&retry)
+                    .map_err(|e| StoreError::Corrupt(format!("retry policy: {e}")))?;
+                if let Some(delay) = policy.retry_delay(attempt, error) {
+                    let retry_at = now.saturating_add(delay);
+                    c.execute(
+                        "UPDATE activities SET attempt = attempt + 1 WHERE instance_id = ?1 AND pos = ?2",
+                        params![id.as_str(), pos],
+                    )?;
+                    c.execute(
+                        "INSERT OR REPLACE INTO timers (instance_id, pos, fire_at, kind)
+                         VALUES (?1, ?2, ?3, 'retry')",
+                        params![id.as_str(), pos, retry_at as i64],
+                    )?;
+                    let event = HistoryEvent::ActivityAttemptFailed {
+                        handle: pos,
+                        attempt,
+                        error: error.clone(),
+                        retry_at,
+                    };
+                    append_events(c, &id, &[event], now)?;
+                    return Ok(CompleteOutcome::Retrying(retry_at));
+                }
+            }
+            c.execute(
                 "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
                 params![id.as_str(), pos],
             )?;
-            if deleted == 0 {
-                return Ok(false);
-            }
-            match instance_status(c, &id)? {
-                Some(s) if !s.is_terminal() => {}
-                _ => return Ok(false),
-            }
             let event = match result {
                 Ok(output) => HistoryEvent::ActivityCompleted {
                     handle: pos,
@@ -336,37 +401,65 @@ impl Store {
                 Err(error) => HistoryEvent::ActivityFailed { handle: pos, error },
             };
             append_events(c, &id, &[event], now)?;
-            Ok(true)
+            Ok(CompleteOutcome::Recorded)
         })
         .await
     }
 
-    /// Fires every timer due at `now`: records `timer_fired` and disarms it. Returns the
-    /// instances that got one.
-    pub async fn fire_due_timers(&self, now: Millis) -> Result<Vec<InstanceId>, StoreError> {
+    /// Fires every timer due at `now`: an orchestration's timer gets `timer_fired`; an
+    /// activity's retry timer hands the activity back to run again. Each fires once.
+    pub async fn fire_due_timers(&self, now: Millis) -> Result<Fired, StoreError> {
         self.write(move |c| {
-            let due: Vec<(String, Pos)> = {
+            let due: Vec<(String, Pos, String)> = {
                 let mut q = c.prepare_cached(
-                    "SELECT instance_id, pos FROM timers WHERE fire_at <= ?1 ORDER BY fire_at, instance_id, pos",
+                    "SELECT instance_id, pos, kind FROM timers WHERE fire_at <= ?1
+                     ORDER BY fire_at, instance_id, pos",
                 )?;
-                q.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                q.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<Result<_, _>>()?
             };
-            let mut woken = Vec::new();
-            for (instance, pos) in due {
-                let id: InstanceId = instance
-                    .parse()
-                    .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))?;
+            let mut fired = Fired::default();
+            for (instance, pos, kind) in due {
+                let id: InstanceId = instance.parse().map_err(corrupt)?;
                 c.execute(
                     "DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2",
                     params![id.as_str(), pos],
                 )?;
+                if kind == "retry" {
+                    let work = c
+                        .query_row(
+                            "SELECT a.name, a.input, a.attempt, i.digest
+                             FROM activities a JOIN instances i ON i.id = a.instance_id
+                             WHERE a.instance_id = ?1 AND a.pos = ?2",
+                            params![id.as_str(), pos],
+                            |r| {
+                                Ok((
+                                    r.get::<_, String>(0)?,
+                                    r.get::<_, String>(1)?,
+                                    r.get::<_, u32>(2)?,
+                                    r.get::<_, String>(3)?,
+                                ))
+                            },
+                        )
+                        .optional()?;
+                    if let Some((name, input, attempt, digest)) = work {
+                        fired.retries.push(ActivityWork {
+                            instance: id,
+                            pos,
+                            name,
+                            input,
+                            attempt,
+                            digest: digest.parse().map_err(corrupt)?,
+                        });
+                    }
+                    continue;
+                }
                 append_events(c, &id, &[HistoryEvent::TimerFired { handle: pos }], now)?;
-                if woken.last() != Some(&id) {
-                    woken.push(id);
+                if fired.woken.last() != Some(&id) {
+                    fired.woken.push(id);
                 }
             }
-            Ok(woken)
+            Ok(fired)
         })
         .await
     }
@@ -472,12 +565,15 @@ impl Store {
         .await
     }
 
-    /// Activities scheduled and not recorded as completed (to run again after a restart).
+    /// Activities scheduled, not recorded as completed and not waiting for a retry (to run
+    /// again after a restart).
     pub async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare(
                 "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
-                 FROM activities a JOIN instances i ON i.id = a.instance_id",
+                 FROM activities a JOIN instances i ON i.id = a.instance_id
+                 WHERE NOT EXISTS (SELECT 1 FROM timers t
+                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)",
             )?;
             let rows: Vec<(String, Pos, String, String, u32, String)> = q
                 .query_map([], |r| {
@@ -608,7 +704,12 @@ mod tests {
                 input: "null".into(),
                 retry: None,
             }],
-            activities: vec![(0, "a".into(), "null".into())],
+            activities: vec![ScheduledActivity {
+                pos: 0,
+                name: "a".into(),
+                input: "null".into(),
+                retry: None,
+            }],
             ..Append::default()
         };
         store.append(id.clone(), append, 1).await.unwrap().unwrap();
@@ -621,7 +722,10 @@ mod tests {
             .complete_activity(id.clone(), 0, Ok("2".into()), 3)
             .await
             .unwrap();
-        assert!(first && !second);
+        assert_eq!(
+            (first, second),
+            (CompleteOutcome::Recorded, CompleteOutcome::Ignored)
+        );
         assert!(store.pending_activities().await.unwrap().is_empty());
         let history = store.history(id, 0).await.unwrap();
         let results: Vec<_> = history
@@ -654,10 +758,13 @@ mod tests {
         };
         store.append(id.clone(), append, 1).await.unwrap().unwrap();
         assert_eq!(store.next_timer_due().await.unwrap(), Some(10));
-        assert!(store.fire_due_timers(9).await.unwrap().is_empty());
-        assert_eq!(store.fire_due_timers(10).await.unwrap(), vec![id.clone()]);
+        assert!(store.fire_due_timers(9).await.unwrap().woken.is_empty());
+        assert_eq!(
+            store.fire_due_timers(10).await.unwrap().woken,
+            vec![id.clone()]
+        );
         assert!(
-            store.fire_due_timers(10).await.unwrap().is_empty(),
+            store.fire_due_timers(10).await.unwrap().woken.is_empty(),
             "fired once"
         );
         let end = Append {

@@ -76,6 +76,11 @@ const MIGRATIONS: &[&str] = &[
     -- Serves: listing instances in creation order, with keyset paging.
     CREATE INDEX instances_by_created ON instances(created_at, id);
     "#,
+    // 3: activity retries: the policy, and timers that restart an activity.
+    r#"
+    ALTER TABLE activities ADD COLUMN retry TEXT;
+    ALTER TABLE timers ADD COLUMN kind TEXT NOT NULL DEFAULT 'timer';
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
