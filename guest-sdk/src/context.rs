@@ -182,14 +182,24 @@ impl Context {
             .expect("the host answered with a handle that was not awaited")
     }
 
-    /// Blocks until all tasks have completed; their outputs in order, or the first error.
+    /// Blocks until all tasks have completed; their outputs in order, or the first error (in
+    /// task order). The tasks are taken one by one, so the history grows by one entry per
+    /// task however many there are.
     pub fn when_all<T: DeserializeOwned>(&self, tasks: Vec<Task<T>>) -> Result<Vec<T>, Error> {
-        let mut pending: Vec<&dyn AnyTask> = tasks.iter().map(|t| t as &dyn AnyTask).collect();
-        while !pending.is_empty() {
-            let i = self.when_any(&pending);
-            pending.swap_remove(i);
+        let mut outputs = Vec::with_capacity(tasks.len());
+        let mut error = None;
+        for task in tasks {
+            match task.get() {
+                Ok(v) => outputs.push(v),
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
         }
-        tasks.into_iter().map(Task::get).collect()
+        match error {
+            Some(e) => Err(e),
+            None => Ok(outputs),
+        }
     }
 }
 

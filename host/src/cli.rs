@@ -65,7 +65,7 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         idle_timeout: f64,
         /// At most this many waiting instances stay in memory.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 1_000)]
         max_hot: usize,
         /// The base URL put into management links and callback URLs (default: `http://LISTEN`).
         #[arg(long)]

@@ -158,6 +158,10 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
                 .call_run(&mut store, &name, &input)
                 .await
         }
+        Err(e) if crate::wasm::is_pool_exhausted(&e) => {
+            tracing::warn!(instance = %id, "no free instance slot; trying again shortly");
+            return Exit::Retry(store.into_data().ctx.mailbox);
+        }
         Err(e) => Err(e),
     };
     let activation = store.into_data().ctx;

@@ -66,11 +66,16 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
         call,
     );
     let mut store = wasmtime::Store::new(rt.engine(), state);
-    let instance = loaded
-        .activity
-        .instantiate_async(&mut store)
-        .await
-        .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+    let instance = loop {
+        match loaded.activity.instantiate_async(&mut store).await {
+            Ok(instance) => break instance,
+            // Every slot is taken by running work: wait for one to free up.
+            Err(e) if crate::wasm::is_pool_exhausted(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(format!("cannot instantiate: {e:#}")),
+        }
+    };
     match instance
         .weft_workflow_activities()
         .call_execute(&mut store, &work.name, &work.input)

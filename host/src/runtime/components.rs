@@ -38,8 +38,8 @@ pub(super) struct Components {
 }
 
 impl Components {
-    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, ComponentError> {
-        let engine = wasm::engine().map_err(|e| ComponentError::Invalid(format!("{e:#}")))?;
+    pub fn new(cache_dir: Option<PathBuf>, instances: u32) -> Result<Self, ComponentError> {
+        let engine = wasm::engine(instances)?;
         let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
         Ok(Self {
             orchestration_linker: wasm::linker(&engine).map_err(link)?,

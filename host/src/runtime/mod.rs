@@ -46,7 +46,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(60),
             app_settings: Vec::new(),
             public_url: "http://127.0.0.1:8080".into(),
-            max_hot: 10_000,
+            max_hot: 1_000,
         }
     }
 }
@@ -122,7 +122,10 @@ impl Runtime {
         cache_dir: Option<std::path::PathBuf>,
         settings: Settings,
     ) -> Result<Self, RuntimeError> {
-        let components = components::Components::new(cache_dir)?;
+        // Room for every hot instance, plus activities and instances on their way in or out.
+        let pool =
+            u32::try_from(settings.max_hot.saturating_add(1_000).max(2_000)).unwrap_or(u32::MAX);
+        let components = components::Components::new(cache_dir, pool)?;
         let fresh = [
             *uuid::Uuid::new_v4().as_bytes(),
             *uuid::Uuid::new_v4().as_bytes(),

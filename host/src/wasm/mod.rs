@@ -17,6 +17,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// Why a component cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
     #[error("not a valid WebAssembly component: {0}")]
     Invalid(String),
     #[error("the component cannot be linked: {0}")]
@@ -25,11 +27,39 @@ pub enum ComponentError {
     Describe(String),
 }
 
-/// The engine every component runs on.
-pub fn engine() -> wasmtime::Result<Engine> {
+/// The most memory one guest may use.
+pub const MAX_GUEST_MEMORY: usize = 64 << 20;
+
+/// The engine every component of this process runs on, made on first use. Instances come
+/// from a pool sized then for `instances` live at once (hot orchestrations plus running
+/// activities): no mapping and unmapping of memory per instance. One engine per process keeps
+/// the pool's reservations (and the kernel's count of mappings) bounded however many runtimes
+/// the process holds.
+pub fn engine(instances: u32) -> Result<Engine, ComponentError> {
+    static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
     let mut config = Config::new();
     config.wasm_component_model(true);
-    Engine::new(&config)
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    // A Rust component holds a handful of core instances, memories and tables.
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(4))
+        .total_stacks(instances)
+        .max_memory_size(MAX_GUEST_MEMORY);
+    config.memory_reservation(MAX_GUEST_MEMORY as u64);
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config).map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
+    Ok(ENGINE.get_or_init(|| engine).clone())
+}
+
+/// Whether an instantiation failed only because the pool is full for now.
+pub fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
 }
 
 /// Compiles components, keeping compiled copies on disk keyed by digest and engine.
