@@ -93,16 +93,22 @@ pub enum RaiseOutcome {
     Finished(RuntimeStatus),
 }
 
+/// Runs a statement, prepared once per connection.
+pub(super) fn exec(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
 fn instance_status(
     conn: &Connection,
     id: &InstanceId,
 ) -> Result<Option<RuntimeStatus>, StoreError> {
     let s: Option<String> = conn
-        .query_row(
-            "SELECT status FROM instances WHERE id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT status FROM instances WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
         .optional()?;
     s.map(|s| parse_status(&s)).transpose()
 }
@@ -118,11 +124,9 @@ pub(super) fn append_events(
     events: &[HistoryEvent],
     now: Millis,
 ) -> Result<Vec<Seq>, StoreError> {
-    let next: i64 = conn.query_row(
-        "SELECT next_seq FROM instances WHERE id = ?1",
-        [id.as_str()],
-        |r| r.get(0),
-    )?;
+    let next: i64 = conn
+        .prepare_cached("SELECT next_seq FROM instances WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(
         "INSERT INTO history (instance_id, seq, recorded_at, event) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -133,7 +137,8 @@ pub(super) fn append_events(
         stmt.execute(params![id.as_str(), seq, now as i64, json])?;
         seqs.push(seq as Seq);
     }
-    conn.execute(
+    exec(
+        conn,
         "UPDATE instances SET next_seq = ?2, updated_at = ?3 WHERE id = ?1",
         params![id.as_str(), next + events.len() as i64, now as i64],
     )?;
@@ -142,8 +147,13 @@ pub(super) fn append_events(
 
 /// Drops the pending work of an instance that has ended.
 fn drop_pending_work(conn: &Connection, id: &InstanceId) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM timers WHERE instance_id = ?1", [id.as_str()])?;
-    conn.execute(
+    exec(
+        conn,
+        "DELETE FROM timers WHERE instance_id = ?1",
+        [id.as_str()],
+    )?;
+    exec(
+        conn,
         "DELETE FROM activities WHERE instance_id = ?1",
         [id.as_str()],
     )?;
@@ -188,7 +198,8 @@ impl Store {
         now: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT OR IGNORE INTO components (digest, bytes, added_at) VALUES (?1, ?2, ?3)",
                 params![digest.as_str(), bytes, now as i64],
             )?;
@@ -245,7 +256,7 @@ impl Store {
                     same_input: old_name == name && old_input == input,
                 });
             }
-            c.execute(
+            exec(c,
                 "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq)
                  VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?5, 0)",
                 params![id.as_str(), name, digest.as_str(), input, now as i64],
@@ -296,21 +307,21 @@ impl Store {
                 }
             }
             if let Some(cs) = &append.custom_status {
-                c.execute(
+                exec(c,
                     "UPDATE instances SET custom_status = ?2 WHERE id = ?1",
                     params![id.as_str(), cs],
                 )?;
             }
             match &append.end {
                 Some((status, output, failure)) => {
-                    c.execute(
+                    exec(c,
                         "UPDATE instances SET status = ?2, output = ?3, failure = ?4 WHERE id = ?1",
                         params![id.as_str(), status.as_str(), output, failure],
                     )?;
                     drop_pending_work(c, &id)?;
                 }
                 None => {
-                    c.execute(
+                    exec(c,
                         "UPDATE instances SET status = 'Running' WHERE id = ?1 AND status = 'Pending'",
                         [id.as_str()],
                     )?;
@@ -370,11 +381,11 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("retry policy: {e}")))?;
                 if let Some(delay) = policy.retry_delay(attempt, error) {
                     let retry_at = now.saturating_add(delay);
-                    c.execute(
+                    exec(c,
                         "UPDATE activities SET attempt = attempt + 1 WHERE instance_id = ?1 AND pos = ?2",
                         params![id.as_str(), pos],
                     )?;
-                    c.execute(
+                    exec(c,
                         "INSERT OR REPLACE INTO timers (instance_id, pos, fire_at, kind)
                          VALUES (?1, ?2, ?3, 'retry')",
                         params![id.as_str(), pos, retry_at as i64],
@@ -389,7 +400,7 @@ impl Store {
                     return Ok(CompleteOutcome::Retrying(retry_at));
                 }
             }
-            c.execute(
+            exec(c,
                 "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
                 params![id.as_str(), pos],
             )?;
@@ -421,7 +432,8 @@ impl Store {
             let mut fired = Fired::default();
             for (instance, pos, kind) in due {
                 let id: InstanceId = instance.parse().map_err(corrupt)?;
-                c.execute(
+                exec(
+                    c,
                     "DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2",
                     params![id.as_str(), pos],
                 )?;
@@ -483,7 +495,8 @@ impl Store {
                     }],
                     now,
                 )?;
-                c.execute(
+                exec(
+                    c,
                     "UPDATE instances SET status = 'Terminated', failure = ?2 WHERE id = ?1",
                     params![id.as_str(), reason],
                 )?;
@@ -498,8 +511,12 @@ impl Store {
     pub async fn purge(&self, id: InstanceId) -> Result<bool, StoreError> {
         self.write(move |c| {
             drop_pending_work(c, &id)?;
-            c.execute("DELETE FROM history WHERE instance_id = ?1", [id.as_str()])?;
-            Ok(c.execute("DELETE FROM instances WHERE id = ?1", [id.as_str()])? > 0)
+            exec(
+                c,
+                "DELETE FROM history WHERE instance_id = ?1",
+                [id.as_str()],
+            )?;
+            Ok(exec(c, "DELETE FROM instances WHERE id = ?1", [id.as_str()])? > 0)
         })
         .await
     }

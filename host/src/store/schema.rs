@@ -119,6 +119,7 @@ pub fn connect(path: &std::path::Path, sync: Synchronous) -> Result<Connection, 
         conn.pragma_update(None, name, value)?;
     }
     conn.pragma_update(None, "synchronous", sync.pragma())?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
 

@@ -49,7 +49,8 @@ pub fn engine(instances: u32) -> Result<Engine, ComponentError> {
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
-        .max_memory_size(MAX_GUEST_MEMORY);
+        .max_memory_size(MAX_GUEST_MEMORY)
+        .decommit_batch_size(64);
     config.memory_reservation(MAX_GUEST_MEMORY as u64);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
