@@ -126,6 +126,32 @@ impl Context {
         Task::new(host::schedule_activity(name, &input, policy.as_ref()))
     }
 
+    /// Starts orchestration `name` as a child of this one (instance id `{this id}:{position}`).
+    /// The task completes with its output, or its failure as an error.
+    pub fn call_sub_orchestration<O: DeserializeOwned>(
+        &self,
+        name: &str,
+        input: &impl Serialize,
+    ) -> Task<O> {
+        let input = serde_json::to_string(input).expect("input must serialize to JSON");
+        Task::new(host::call_sub_orchestration(name, None, &input))
+    }
+
+    /// Like [`Context::call_sub_orchestration`], with a chosen instance id.
+    pub fn call_sub_orchestration_with_id<O: DeserializeOwned>(
+        &self,
+        name: &str,
+        instance_id: &str,
+        input: &impl Serialize,
+    ) -> Task<O> {
+        let input = serde_json::to_string(input).expect("input must serialize to JSON");
+        Task::new(host::call_sub_orchestration(
+            name,
+            Some(instance_id),
+            &input,
+        ))
+    }
+
     /// A durable timer firing at `at_ms` (milliseconds since the Unix epoch).
     pub fn create_timer(&self, at_ms: u64) -> Task<()> {
         Task::new(host::create_timer(at_ms))

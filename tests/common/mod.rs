@@ -247,6 +247,22 @@ impl Weft {
         body
     }
 
+    /// The status with history, or `None` while the instance does not exist.
+    pub async fn try_status(&self, id: &str) -> Option<Value> {
+        let (status, body) = self
+            .request(
+                reqwest::Method::GET,
+                &format!("/instances/{id}?showHistory=true"),
+                None,
+            )
+            .await;
+        match status {
+            200 => Some(body),
+            404 => None,
+            _ => panic!("status of {id}: {status} {body}"),
+        }
+    }
+
     pub async fn status(&self, id: &str) -> Value {
         let (status, body) = self
             .request(
@@ -309,7 +325,7 @@ impl Weft {
     /// history.
     pub async fn history_has(&self, id: &str, kind: &str) -> Vec<Value> {
         self.eventually(&format!("history of {id} holds {kind}"), async || {
-            let s = self.status(id).await;
+            let s = self.try_status(id).await?;
             let h = s["historyEvents"].as_array().cloned().unwrap_or_default();
             if h.iter().any(|e| e["type"] == kind) {
                 return Some(h);
@@ -323,7 +339,7 @@ impl Weft {
     /// Waits until the instance's history holds at least `n` events of `kind`.
     pub async fn history_has_n(&self, id: &str, kind: &str, n: usize) -> Vec<Value> {
         self.eventually(&format!("history of {id} holds {n} {kind}"), async || {
-            let s = self.status(id).await;
+            let s = self.try_status(id).await?;
             let h = s["historyEvents"].as_array().cloned().unwrap_or_default();
             if h.iter().filter(|e| e["type"] == kind).count() >= n {
                 return Some(h);

@@ -101,6 +101,13 @@ pub enum HistoryEvent {
         pos: Pos,
         fire_at: Millis,
     },
+    /// A child orchestration started with this instance id.
+    SubOrchestrationScheduled {
+        pos: Pos,
+        name: String,
+        instance_id: String,
+        input: String,
+    },
     EventWaitCreated {
         pos: Pos,
         name: String,
@@ -145,6 +152,14 @@ pub enum HistoryEvent {
     TimerFired {
         handle: Pos,
     },
+    SubOrchestrationCompleted {
+        handle: Pos,
+        output: String,
+    },
+    SubOrchestrationFailed {
+        handle: Pos,
+        error: String,
+    },
     EventRaised {
         name: String,
         payload: String,
@@ -179,6 +194,7 @@ impl HistoryEvent {
             | CustomStatusSet { pos, .. }
             | ActivityScheduled { pos, .. }
             | TimerCreated { pos, .. }
+            | SubOrchestrationScheduled { pos, .. }
             | EventWaitCreated { pos, .. }
             | Cancelled { pos, .. }
             | CallbackUrlCreated { pos, .. }
@@ -198,6 +214,7 @@ impl HistoryEvent {
             CustomStatusSet { .. } => "custom_status_set",
             ActivityScheduled { .. } => "activity_scheduled",
             TimerCreated { .. } => "timer_created",
+            SubOrchestrationScheduled { .. } => "sub_orchestration_scheduled",
             EventWaitCreated { .. } => "event_wait_created",
             Cancelled { .. } => "cancelled",
             CallbackUrlCreated { .. } => "callback_url_created",
@@ -206,6 +223,8 @@ impl HistoryEvent {
             ActivityFailed { .. } => "activity_failed",
             ActivityAttemptFailed { .. } => "activity_attempt_failed",
             TimerFired { .. } => "timer_fired",
+            SubOrchestrationCompleted { .. } => "sub_orchestration_completed",
+            SubOrchestrationFailed { .. } => "sub_orchestration_failed",
             EventRaised { .. } => "event_raised",
             Completed { .. } => "completed",
             Failed { .. } => "failed",
@@ -223,6 +242,9 @@ impl HistoryEvent {
                 format!("activity_scheduled '{name}' with input {}", short(input))
             }
             TimerCreated { fire_at, .. } => format!("timer_created firing at {fire_at}"),
+            SubOrchestrationScheduled {
+                name, instance_id, ..
+            } => format!("sub_orchestration_scheduled '{name}' as '{instance_id}'"),
             EventWaitCreated { name, .. } => format!("event_wait_created '{name}'"),
             Cancelled { handle, .. } => format!("cancelled handle {handle}"),
             CallbackUrlCreated { event, .. } => format!("callback_url_created for '{event}'"),

@@ -103,6 +103,16 @@ impl RunState {
                     .entry(*handle)
                     .or_insert((seq, Completion::Fired));
             }
+            SubOrchestrationCompleted { handle, output } => {
+                self.results
+                    .entry(*handle)
+                    .or_insert((seq, Completion::Success(output.clone())));
+            }
+            SubOrchestrationFailed { handle, error } => {
+                self.results
+                    .entry(*handle)
+                    .or_insert((seq, Completion::Failure(error.clone())));
+            }
             EventRaised { name, payload } => {
                 self.unconsumed
                     .entry(name.clone())
@@ -124,7 +134,7 @@ impl RunState {
         use HistoryEvent::*;
         let Some(pos) = call.call_pos() else { return };
         match call {
-            ActivityScheduled { .. } => {
+            ActivityScheduled { .. } | SubOrchestrationScheduled { .. } => {
                 self.handles.insert(pos, HandleKind::Activity);
             }
             TimerCreated { .. } => {
@@ -345,6 +355,20 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
             },
         ) => a == b && ai == bi && ar == br,
         (TimerCreated { fire_at: a, .. }, TimerCreated { fire_at: b, .. }) => a == b,
+        (
+            SubOrchestrationScheduled {
+                name: a,
+                instance_id: ai,
+                input: ax,
+                ..
+            },
+            SubOrchestrationScheduled {
+                name: b,
+                instance_id: bi,
+                input: bx,
+                ..
+            },
+        ) => a == b && ai == bi && ax == bx,
         (EventWaitCreated { name: a, .. }, EventWaitCreated { name: b, .. }) => a == b,
         (Cancelled { handle: a, .. }, Cancelled { handle: b, .. }) => a == b,
         (CallbackUrlCreated { event: a, .. }, CallbackUrlCreated { event: b, .. }) => a == b,

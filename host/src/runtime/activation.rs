@@ -8,7 +8,7 @@
 use super::Runtime;
 use crate::history::RuntimeStatus;
 use crate::history::{Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step};
-use crate::store::{ActivityWork, Append, ScheduledActivity};
+use crate::store::{ActivityWork, Append, ChildStart, ScheduledActivity};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -260,8 +260,13 @@ impl Activation {
             .await
         {
             Ok(committed) => {
-                if let (Some(_), Some(status)) = (committed, status) {
-                    self.rt.announce_finished(&self.id, status);
+                if let Some(appended) = committed {
+                    for id in &appended.wake {
+                        self.rt.wake(id);
+                    }
+                    if let Some(status) = status {
+                        self.rt.announce_finished(&self.id, status);
+                    }
                 }
                 Exit::Done
             }
@@ -315,8 +320,11 @@ impl Activation {
             .store()
             .append(self.id.clone(), append, self.rt.now())
             .await?;
-        if committed.is_none() {
+        let Some(appended) = committed else {
             return Err(Stop::Ended);
+        };
+        for id in &appended.wake {
+            self.rt.wake(id);
         }
         for a in activities {
             self.rt.dispatch_activity(ActivityWork {
@@ -496,6 +504,44 @@ impl orchestration_context::Host for GuestState<Activation> {
                 name,
                 input,
                 retry,
+            });
+        }
+        Ok(pos)
+    }
+
+    async fn call_sub_orchestration(
+        &mut self,
+        name: String,
+        instance_id: Option<String>,
+        input: String,
+    ) -> wasmtime::Result<u32> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let child = instance_id.unwrap_or_else(|| format!("{}:{pos}", a.id));
+        let event = HistoryEvent::SubOrchestrationScheduled {
+            pos,
+            name: name.clone(),
+            instance_id: child.clone(),
+            input: input.clone(),
+        };
+        if a.step(&event)?.is_none() {
+            let id: InstanceId = child
+                .parse()
+                .map_err(|e: crate::history::InvalidId| wasmtime::Error::msg(e.to_string()))?;
+            let now = a.rt.now();
+            let started = a.rt.digest_for(&name).map(|digest| HistoryEvent::Started {
+                name: name.clone(),
+                input,
+                digest,
+                seed: super::seed_for(&id, now),
+                at: now,
+            });
+            a.record(event);
+            a.pending.children.push(ChildStart {
+                pos,
+                id,
+                name,
+                started,
             });
         }
         Ok(pos)

@@ -131,6 +131,14 @@ impl orchestration_context::Host for GuestState<ActivityCall> {
     async fn create_timer(&mut self, _fire_at: u64) -> wasmtime::Result<u32> {
         wasmtime::bail!(NOT_HERE)
     }
+    async fn call_sub_orchestration(
+        &mut self,
+        _name: String,
+        _instance_id: Option<String>,
+        _input: String,
+    ) -> wasmtime::Result<u32> {
+        wasmtime::bail!(NOT_HERE)
+    }
     async fn wait_event(&mut self, _name: String) -> wasmtime::Result<u32> {
         wasmtime::bail!(NOT_HERE)
     }

@@ -202,6 +202,11 @@ impl Runtime {
         Ok(self.inner.components.publish(&loaded))
     }
 
+    /// The digest new instances of orchestration `name` start on.
+    pub(crate) fn digest_for(&self, name: &str) -> Option<ComponentDigest> {
+        self.inner.components.digest_for(name)
+    }
+
     /// The names of the orchestrations new instances can start, sorted.
     pub fn orchestration_names(&self) -> Vec<String> {
         self.inner.components.names()
@@ -279,11 +284,14 @@ impl Runtime {
 
     /// Terminates a running instance; its timers and waits are dropped.
     pub async fn terminate(&self, id: &InstanceId, reason: &str) -> Result<(), RuntimeError> {
-        let outcome = self
+        let (outcome, parent) = self
             .inner
             .store
             .terminate(id.clone(), reason.to_string(), self.now())
             .await?;
+        if let Some(parent) = parent {
+            self.wake(&parent);
+        }
         self.after_write(id, outcome)
     }
 
@@ -531,7 +539,7 @@ impl Runtime {
 }
 
 /// The seed of an instance's deterministic randomness.
-fn seed_for(id: &InstanceId, at: Millis) -> u64 {
+pub(crate) fn seed_for(id: &InstanceId, at: Millis) -> u64 {
     use sha2::Digest;
     let h = sha2::Sha256::digest(format!("{id}@{at}"));
     u64::from_le_bytes(h[..8].try_into().expect("8 bytes"))

@@ -8,8 +8,8 @@ pub mod schema;
 
 pub use manage::{ChangeOutcome, Filter, PageToken};
 pub use ops::{
-    ActivityWork, Append, CompleteOutcome, CreateOutcome, Fired, InstanceRow, RaiseOutcome,
-    ScheduledActivity,
+    ActivityWork, Append, Appended, ChildStart, CompleteOutcome, CreateOutcome, Fired, InstanceRow,
+    RaiseOutcome, ScheduledActivity,
 };
 pub use schema::Synchronous;
 

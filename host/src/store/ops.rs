@@ -44,6 +44,8 @@ pub struct Append {
     /// Timers disarmed.
     pub cancel_timers: Vec<Pos>,
     pub custom_status: Option<String>,
+    /// Child orchestrations to start.
+    pub children: Vec<ChildStart>,
     /// The run's end: status plus output or failure. Pending work is dropped with it.
     pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
 }
@@ -55,6 +57,24 @@ pub struct ScheduledActivity {
     pub name: String,
     pub input: String,
     pub retry: Option<RetryPolicy>,
+}
+
+/// A child orchestration an activation starts: its id and its `started` event (`None` when
+/// no orchestration of the requested name is deployed: the handle fails at once).
+#[derive(Debug, Clone)]
+pub struct ChildStart {
+    pub pos: Pos,
+    pub id: InstanceId,
+    pub name: String,
+    pub started: Option<HistoryEvent>,
+}
+
+/// What a committed activation changed for other instances.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Instances to wake: children started, a parent told that its child ended, or the
+    /// instance itself when a child could not start (its handle failed in this commit).
+    pub wake: Vec<InstanceId>,
 }
 
 /// What recording an activity's result did.
@@ -143,6 +163,86 @@ pub(super) fn append_events(
         params![id.as_str(), next + events.len() as i64, now as i64],
     )?;
     Ok(seqs)
+}
+
+/// Creates a child instance; the reason it cannot be, if so.
+fn start_child(
+    c: &Connection,
+    parent: &InstanceId,
+    child: &ChildStart,
+    now: Millis,
+) -> Result<Option<String>, StoreError> {
+    let Some(
+        started @ HistoryEvent::Started {
+            name,
+            input,
+            digest,
+            ..
+        },
+    ) = &child.started
+    else {
+        return Ok(Some(format!(
+            "no orchestration named '{}' is deployed",
+            child.name
+        )));
+    };
+    let taken: Option<String> = c
+        .prepare_cached("SELECT id FROM instances WHERE id = ?1")?
+        .query_row([child.id.as_str()], |r| r.get(0))
+        .optional()?;
+    if taken.is_some() {
+        return Ok(Some(format!(
+            "instance id '{}' is already in use",
+            child.id
+        )));
+    }
+    exec(
+        c,
+        "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq,
+                                parent_id, parent_pos)
+         VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?5, 0, ?6, ?7)",
+        params![
+            child.id.as_str(),
+            name,
+            digest.as_str(),
+            input,
+            now as i64,
+            parent.as_str(),
+            child.pos
+        ],
+    )?;
+    append_events(c, &child.id, std::slice::from_ref(started), now)?;
+    Ok(None)
+}
+
+/// Records a child's end in its parent's history (if it has a running parent); the parent.
+fn tell_parent(
+    c: &Connection,
+    child: &InstanceId,
+    result: Result<String, String>,
+    now: Millis,
+) -> Result<Option<InstanceId>, StoreError> {
+    let link: Option<(Option<String>, Option<Pos>)> = c
+        .prepare_cached("SELECT parent_id, parent_pos FROM instances WHERE id = ?1")?
+        .query_row([child.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((Some(parent), Some(pos))) = link else {
+        return Ok(None);
+    };
+    let parent: InstanceId = parent.parse().map_err(corrupt)?;
+    match instance_status(c, &parent)? {
+        Some(s) if !s.is_terminal() => {}
+        _ => return Ok(None),
+    }
+    let event = match result {
+        Ok(output) => HistoryEvent::SubOrchestrationCompleted {
+            handle: pos,
+            output,
+        },
+        Err(error) => HistoryEvent::SubOrchestrationFailed { handle: pos, error },
+    };
+    append_events(c, &parent, &[event], now)?;
+    Ok(Some(parent))
 }
 
 /// Drops the pending work of an instance that has ended.
@@ -273,14 +373,27 @@ impl Store {
         id: InstanceId,
         append: Append,
         now: Millis,
-    ) -> Result<Option<Vec<Seq>>, StoreError> {
+    ) -> Result<Option<Appended>, StoreError> {
         self.write(move |c| {
             match instance_status(c, &id)? {
                 None => return Ok(None),
                 Some(s) if s.is_terminal() => return Ok(None),
                 Some(_) => {}
             }
-            let seqs = append_events(c, &id, &append.events, now)?;
+            append_events(c, &id, &append.events, now)?;
+            let mut appended = Appended::default();
+            for child in &append.children {
+                if let Some(error) = start_child(c, &id, child, now)? {
+                    let event = HistoryEvent::SubOrchestrationFailed {
+                        handle: child.pos,
+                        error,
+                    };
+                    append_events(c, &id, &[event], now)?;
+                    appended.wake.push(id.clone());
+                } else {
+                    appended.wake.push(child.id.clone());
+                }
+            }
             {
                 let mut ins = c.prepare_cached(
                     "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt, retry)
@@ -319,6 +432,13 @@ impl Store {
                         params![id.as_str(), status.as_str(), output, failure],
                     )?;
                     drop_pending_work(c, &id)?;
+                    let result = match output {
+                        Some(o) => Ok(o.clone()),
+                        None => Err(failure.clone().unwrap_or_default()),
+                    };
+                    if let Some(parent) = tell_parent(c, &id, result, now)? {
+                        appended.wake.push(parent);
+                    }
                 }
                 None => {
                     exec(c,
@@ -327,7 +447,7 @@ impl Store {
                     )?;
                 }
             }
-            Ok(Some(seqs))
+            Ok(Some(appended))
         })
         .await
     }
@@ -476,16 +596,16 @@ impl Store {
         .await
     }
 
-    /// Ends a running instance as terminated.
+    /// Ends a running instance as terminated; for a child, also returns the parent to wake.
     pub async fn terminate(
         &self,
         id: InstanceId,
         reason: String,
         now: Millis,
-    ) -> Result<RaiseOutcome, StoreError> {
+    ) -> Result<(RaiseOutcome, Option<InstanceId>), StoreError> {
         self.write(move |c| match instance_status(c, &id)? {
-            None => Ok(RaiseOutcome::NotFound),
-            Some(s) if s.is_terminal() => Ok(RaiseOutcome::Finished(s)),
+            None => Ok((RaiseOutcome::NotFound, None)),
+            Some(s) if s.is_terminal() => Ok((RaiseOutcome::Finished(s), None)),
             Some(_) => {
                 let seqs = append_events(
                     c,
@@ -501,7 +621,8 @@ impl Store {
                     params![id.as_str(), reason],
                 )?;
                 drop_pending_work(c, &id)?;
-                Ok(RaiseOutcome::Raised(seqs[0]))
+                let parent = tell_parent(c, &id, Err(format!("terminated: {reason}")), now)?;
+                Ok((RaiseOutcome::Raised(seqs[0]), parent))
             }
         })
         .await

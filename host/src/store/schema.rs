@@ -81,6 +81,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE activities ADD COLUMN retry TEXT;
     ALTER TABLE timers ADD COLUMN kind TEXT NOT NULL DEFAULT 'timer';
     "#,
+    // 4: sub-orchestrations: a child knows its parent and the handle it answers.
+    r#"
+    ALTER TABLE instances ADD COLUMN parent_id TEXT;
+    ALTER TABLE instances ADD COLUMN parent_pos INTEGER;
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
