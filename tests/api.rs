@@ -43,6 +43,7 @@ async fn app_with(clock: Arc<dyn Clock>) -> App {
         runtime,
         public_url: "http://weft.test".into(),
         token: TOKEN.into(),
+        max_body: weft::api::MAX_BODY,
     });
     App { router, _dir: dir }
 }

@@ -198,6 +198,31 @@ async fn a_server_without_a_token_makes_one_on_loopback() {
     assert_eq!(resp.status(), 401, "a wrong token");
 }
 
+#[tokio::test]
+async fn the_body_limit_is_configurable() {
+    let mut options = Options::new(&["hello-sequence"]);
+    options.args = vec!["--max-body".into(), "100".into()];
+    let weft = Weft::start(options);
+    let small = json!("x".repeat(50));
+    let (s, _) = weft
+        .request(
+            reqwest::Method::POST,
+            "/orchestrations/hello-sequence",
+            Some(&small),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let resp = common::authorized_client(TOKEN)
+        .post(format!("{}/orchestrations/hello-sequence", weft.url))
+        .json(&json!("x".repeat(200)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+}
+
 #[test]
 fn a_server_without_a_token_refuses_other_addresses() {
     let dir = tempfile::tempdir().unwrap();

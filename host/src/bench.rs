@@ -266,6 +266,7 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
         runtime: rt.clone(),
         public_url: url.clone().into(),
         token: "bench".into(),
+        max_body: weft::api::MAX_BODY,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();

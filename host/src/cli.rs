@@ -73,6 +73,9 @@ enum Command {
         /// Commit durability: `full` survives power loss, `normal` a process crash.
         #[arg(long, value_enum, default_value_t = Synchronous::Full)]
         synchronous: Synchronous,
+        /// The largest request body accepted, in bytes (larger ones get 413).
+        #[arg(long, default_value_t = api::MAX_BODY)]
+        max_body: usize,
     },
     /// Starts an orchestration; prints its id.
     Start {
@@ -215,9 +218,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             max_hot,
             public_url,
             synchronous,
+            max_body,
         } => {
             serve(ServeArgs {
                 max_hot,
+                max_body,
                 db,
                 listen,
                 components,
@@ -503,6 +508,7 @@ struct ServeArgs {
     cache_dir: Option<PathBuf>,
     idle_timeout: f64,
     max_hot: usize,
+    max_body: usize,
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
@@ -577,6 +583,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         runtime,
         public_url: public_url.into(),
         token: token.into(),
+        max_body: args.max_body,
     });
     eprintln!("weft listening on http://{addr}");
     axum::serve(listener, app)

@@ -75,6 +75,8 @@ pub struct Options {
     pub start_time: String,
     /// `WEFT_TOKEN`; `None` lets the server generate one.
     pub token: Option<String>,
+    /// More arguments for `weft serve`.
+    pub args: Vec<String>,
 }
 
 /// The token test servers run with.
@@ -91,6 +93,7 @@ impl Options {
             env: Vec::new(),
             start_time: "2026-01-01T00:00:00Z".into(),
             token: Some(TOKEN.into()),
+            args: Vec::new(),
         }
     }
 
@@ -159,6 +162,7 @@ impl Weft {
             .arg(target_dir().join("weft-test-cache"))
             .arg("--idle-timeout")
             .arg(self.options.idle_timeout.to_string())
+            .args(&self.options.args)
             .env_remove("WEFT_TOKEN")
             .env("RUST_LOG", "weft=info")
             .env("NO_COLOR", "1")
@@ -324,16 +328,7 @@ impl Weft {
     /// Waits until the instance's history holds an event of `kind` (its `type`); returns the
     /// history.
     pub async fn history_has(&self, id: &str, kind: &str) -> Vec<Value> {
-        self.eventually(&format!("history of {id} holds {kind}"), async || {
-            let s = self.try_status(id).await?;
-            let h = s["historyEvents"].as_array().cloned().unwrap_or_default();
-            if h.iter().any(|e| e["type"] == kind) {
-                return Some(h);
-            }
-            assert_running(&s, kind);
-            None
-        })
-        .await
+        self.history_has_n(id, kind, 1).await
     }
 
     /// Waits until the instance's history holds at least `n` events of `kind`.

@@ -26,9 +26,11 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// The bearer token management routes require.
     pub token: Arc<str>,
+    /// The largest request body accepted, in bytes.
+    pub max_body: usize,
 }
 
-/// The largest request body accepted.
+/// The largest request body accepted by default.
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// The API's routes.
@@ -68,7 +70,7 @@ pub fn router(state: AppState) -> Router {
                 "this route does not take that method",
             )
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
 }
 
