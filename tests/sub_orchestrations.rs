@@ -99,3 +99,33 @@ async fn a_child_id_in_use_fails_the_handle() {
         "{status}"
     );
 }
+
+#[tokio::test]
+async fn continue_as_new_restarts_the_history_and_carries_events_over() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("ticker", "t", json!(0)).await;
+    weft.history_has("t", "event_wait_created").await;
+    // Three ticks at once: the first run takes one; the other two are carried over.
+    for i in 0..3 {
+        weft.raise("t", "tick", json!(i)).await;
+    }
+    let status = weft.finished("t").await;
+    assert_eq!(status["runtimeStatus"], "Completed", "{status}");
+    assert_eq!(status["output"], 3);
+    assert_eq!(status["input"], 2, "the last run's input");
+    let runs = status["previousRuns"].as_array().expect("earlier runs");
+    assert_eq!(runs.len(), 2);
+    for (generation, run) in runs.iter().enumerate() {
+        assert_eq!(run["generation"], generation);
+        let events = run["historyEvents"].as_array().unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(last["type"], "continued_as_new");
+        assert_eq!(last["input"], generation + 1);
+    }
+    // The current run starts afresh, with the tick it was left.
+    let history = status["historyEvents"].as_array().unwrap();
+    assert_eq!(history[0]["type"], "started");
+    assert_eq!(history[0]["input"], 2);
+    assert_eq!(history[1]["type"], "event_raised");
+    assert_eq!(history[1]["payload"], 2);
+}

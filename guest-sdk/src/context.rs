@@ -168,6 +168,14 @@ impl Context {
         host::callback_url(name, ttl.as_millis() as u64)
     }
 
+    /// Starts this orchestration afresh with `input` once it returns, with a new history (events
+    /// not yet taken are carried over). Return its value: `return ctx.continue_as_new(&next);`
+    pub fn continue_as_new<T>(&self, input: &impl Serialize) -> Result<T, Error> {
+        let input = serde_json::to_string(input).expect("input must serialize to JSON");
+        host::continue_as_new(&input);
+        Err(Error::new("continued as new"))
+    }
+
     /// Waits for the next event `name` raised to this instance (events raised earlier are
     /// buffered and delivered in order).
     pub fn wait_event<T: DeserializeOwned>(&self, name: &str) -> Task<T> {

@@ -3,8 +3,8 @@
 use super::ApiError;
 use super::AppState;
 use super::schema::{
-    ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PurgeResult,
-    RuntimeStatus as ApiStatus, StartResponse,
+    ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PreviousRun,
+    PurgeResult, RuntimeStatus as ApiStatus, StartResponse,
 };
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::history::{InstanceId, Recorded, RuntimeStatus};
@@ -275,8 +275,24 @@ pub(super) async fn status(
 ) -> Result<Json<InstanceStatus>, ApiError> {
     let id = instance_id(&path(id)?)?;
     let q = query(q)?;
-    let Status { instance, history } = app.runtime.status(&id, q.show_history).await?;
-    Ok(Json(instance_status(&instance, history.as_deref())))
+    let Status {
+        instance,
+        history,
+        previous_runs,
+    } = app.runtime.status(&id, q.show_history).await?;
+    let mut status = instance_status(&instance, history.as_deref());
+    if !previous_runs.is_empty() {
+        status.previous_runs = Some(
+            previous_runs
+                .into_iter()
+                .map(|(generation, events)| PreviousRun {
+                    generation,
+                    history_events: events.iter().map(history_json).collect(),
+                })
+                .collect(),
+        );
+    }
+    Ok(Json(status))
 }
 
 /// Purges one instance and its history (terminating it first if it runs).
@@ -559,6 +575,7 @@ fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceSta
         component_digest: i.digest.to_string(),
         failure: i.failure.clone().map(|message| Failure { message }),
         history_events: history.map(|h| h.iter().map(history_json).collect()),
+        previous_runs: None,
     }
 }
 

@@ -65,6 +65,19 @@ pub struct InstanceStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub history_events: Option<Vec<Value>>,
+    /// With `showHistory=true`, for an instance that continued as new: the earlier runs'
+    /// histories, oldest first, each ending with `continued_as_new`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_runs: Option<Vec<PreviousRun>>,
+}
+
+/// The history of an earlier run of an instance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousRun {
+    pub generation: u32,
+    #[schema(value_type = Vec<Object>)]
+    pub history_events: Vec<Value>,
 }
 
 /// A page of instances.

@@ -116,6 +116,11 @@ pub enum HistoryEvent {
         pos: Pos,
         handle: Pos,
     },
+    /// The orchestration asked to start afresh with `input` once it returns.
+    ContinueAsNewRequested {
+        pos: Pos,
+        input: String,
+    },
     /// A signed URL that raises `event` on this instance until `expires_at`.
     CallbackUrlCreated {
         pos: Pos,
@@ -174,6 +179,12 @@ pub enum HistoryEvent {
     Terminated {
         reason: String,
     },
+    /// This run ended by continuing as new with `input`; its history was archived as
+    /// `generation` and a new run started.
+    ContinuedAsNew {
+        input: String,
+        generation: u32,
+    },
     /// An operator paused the instance: arrivals are recorded but not delivered.
     Suspended {
         reason: String,
@@ -198,6 +209,7 @@ impl HistoryEvent {
             | EventWaitCreated { pos, .. }
             | Cancelled { pos, .. }
             | CallbackUrlCreated { pos, .. }
+            | ContinueAsNewRequested { pos, .. }
             | AwaitResolved { pos, .. } => Some(*pos),
             _ => None,
         }
@@ -218,6 +230,7 @@ impl HistoryEvent {
             EventWaitCreated { .. } => "event_wait_created",
             Cancelled { .. } => "cancelled",
             CallbackUrlCreated { .. } => "callback_url_created",
+            ContinueAsNewRequested { .. } => "continue_as_new_requested",
             AwaitResolved { .. } => "await_resolved",
             ActivityCompleted { .. } => "activity_completed",
             ActivityFailed { .. } => "activity_failed",
@@ -229,6 +242,7 @@ impl HistoryEvent {
             Completed { .. } => "completed",
             Failed { .. } => "failed",
             Terminated { .. } => "terminated",
+            ContinuedAsNew { .. } => "continued_as_new",
             Suspended { .. } => "suspended",
             Resumed { .. } => "resumed",
         }

@@ -272,6 +272,27 @@ impl RunState {
         Ok(best)
     }
 
+    /// The input a `continue-as-new` call asked for, if the run made one.
+    pub fn continue_as_new(&self) -> Option<&str> {
+        self.calls.iter().rev().find_map(|c| match c {
+            HistoryEvent::ContinueAsNewRequested { input, .. } => Some(input.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Raised events no wait has taken, oldest first, as (name, payload).
+    pub fn unconsumed_events(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(Seq, &String, &String)> = self
+            .unconsumed
+            .iter()
+            .flat_map(|(name, q)| q.iter().map(move |(seq, p)| (*seq, name, p)))
+            .collect();
+        all.sort_by_key(|(seq, _, _)| *seq);
+        all.into_iter()
+            .map(|(_, n, p)| (n.clone(), p.clone()))
+            .collect()
+    }
+
     /// Timers created and neither fired nor cancelled.
     pub fn pending_timers(&self) -> Vec<Pos> {
         let mut v: Vec<Pos> = self
@@ -372,6 +393,9 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
         (EventWaitCreated { name: a, .. }, EventWaitCreated { name: b, .. }) => a == b,
         (Cancelled { handle: a, .. }, Cancelled { handle: b, .. }) => a == b,
         (CallbackUrlCreated { event: a, .. }, CallbackUrlCreated { event: b, .. }) => a == b,
+        (ContinueAsNewRequested { input: a, .. }, ContinueAsNewRequested { input: b, .. }) => {
+            a == b
+        }
         (AwaitResolved { handles: a, .. }, AwaitResolved { handles: b, .. }) => a == b,
         _ => false,
     }

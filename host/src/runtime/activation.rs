@@ -59,6 +59,8 @@ enum Exit {
     Done,
     /// Evicted while waiting; the mailbox goes back to the actor.
     Idle(mpsc::Receiver<()>),
+    /// The run continued as new: the next run starts at once.
+    Continue(mpsc::Receiver<()>),
     /// A failure outside the orchestration's control; try again later.
     Retry(mpsc::Receiver<()>),
 }
@@ -78,6 +80,7 @@ pub(super) async fn actor(rt: Runtime, id: InstanceId, mut mailbox: mpsc::Receiv
                 }
                 mailbox = rx;
             }
+            Exit::Continue(rx) => mailbox = rx,
             Exit::Retry(rx) => {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 mailbox = rx;
@@ -217,6 +220,9 @@ impl Activation {
             };
             return self.fail(usage.to_string()).await;
         }
+        if let Some(input) = self.run.continue_as_new().map(str::to_string) {
+            return self.continue_as_new(input).await;
+        }
         let (event, end) = match output {
             Ok(output) => (
                 HistoryEvent::Completed {
@@ -234,6 +240,26 @@ impl Activation {
         self.pending.events.push(event);
         self.pending.end = Some(end);
         self.commit_end().await
+    }
+
+    /// The run asked to continue as new: archive it and start the next run.
+    async fn continue_as_new(mut self, input: String) -> Exit {
+        let events = std::mem::take(&mut self.pending.events);
+        let now = self.rt.now();
+        let seed = super::seed_for(&self.id, now.wrapping_add(self.seen));
+        match self
+            .rt
+            .store()
+            .continue_as_new(self.id.clone(), events, input, seed, now)
+            .await
+        {
+            Ok(true) => Exit::Continue(self.mailbox),
+            Ok(false) => Exit::Done,
+            Err(e) => {
+                tracing::error!(instance = %self.id, "cannot continue as new: {e}");
+                Exit::Retry(self.mailbox)
+            }
+        }
     }
 
     /// The orchestration failed (trap, nondeterminism, misuse): record the failure. Calls it
@@ -593,6 +619,15 @@ impl orchestration_context::Host for GuestState<Activation> {
                 Ok(url)
             }
         }
+    }
+
+    async fn continue_as_new(&mut self, input: String) -> wasmtime::Result<()> {
+        let a = &mut self.ctx;
+        let event = HistoryEvent::ContinueAsNewRequested { pos: a.pos, input };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+        }
+        Ok(())
     }
 
     async fn cancel(&mut self, handle: u32) -> wasmtime::Result<()> {

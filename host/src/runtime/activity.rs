@@ -145,6 +145,9 @@ impl orchestration_context::Host for GuestState<ActivityCall> {
     async fn callback_url(&mut self, _event: String, _ttl_ms: u64) -> wasmtime::Result<String> {
         wasmtime::bail!(NOT_HERE)
     }
+    async fn continue_as_new(&mut self, _input: String) -> wasmtime::Result<()> {
+        wasmtime::bail!(NOT_HERE)
+    }
     async fn cancel(&mut self, _handle: u32) -> wasmtime::Result<()> {
         wasmtime::bail!(NOT_HERE)
     }

@@ -112,6 +112,8 @@ struct Inner {
 pub struct Status {
     pub instance: InstanceRow,
     pub history: Option<Vec<Recorded>>,
+    /// With the history: the histories of earlier runs (continued as new), by generation.
+    pub previous_runs: Vec<(u32, Vec<Recorded>)>,
 }
 
 impl Runtime {
@@ -409,12 +411,23 @@ impl Runtime {
             .instance(id.clone())
             .await?
             .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let mut previous_runs: Vec<(u32, Vec<Recorded>)> = Vec::new();
         let history = if with_history {
+            for (generation, r) in self.inner.store.archived_history(id.clone()).await? {
+                match previous_runs.last_mut() {
+                    Some((g, events)) if *g == generation => events.push(r),
+                    _ => previous_runs.push((generation, vec![r])),
+                }
+            }
             Some(self.inner.store.history(id.clone(), 0).await?)
         } else {
             None
         };
-        Ok(Status { instance, history })
+        Ok(Status {
+            instance,
+            history,
+            previous_runs,
+        })
     }
 
     /// Moves a manual clock forward and fires the timers that became due; returns the new time

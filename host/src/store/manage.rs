@@ -178,6 +178,7 @@ impl Store {
             };
             for id in &ids {
                 c.execute("DELETE FROM history WHERE instance_id = ?1", [id])?;
+                c.execute("DELETE FROM history_archive WHERE instance_id = ?1", [id])?;
                 c.execute("DELETE FROM timers WHERE instance_id = ?1", [id])?;
                 c.execute("DELETE FROM activities WHERE instance_id = ?1", [id])?;
                 c.execute("DELETE FROM instances WHERE id = ?1", [id])?;

@@ -452,6 +452,117 @@ impl Store {
         .await
     }
 
+    /// Ends the current run by continuing as new: commits the run's last `events` and a
+    /// `continued_as_new`, archives the history as a generation, and starts the next run with a
+    /// `started` event (input `input`) followed by the events no wait took, in the order they
+    /// arrived (also those that arrived while the run was ending). Refused (`Ok(false)`) if
+    /// the instance has ended meanwhile.
+    pub async fn continue_as_new(
+        &self,
+        id: InstanceId,
+        events: Vec<HistoryEvent>,
+        input: String,
+        seed: u64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            match instance_status(c, &id)? {
+                Some(s) if !s.is_terminal() => {}
+                _ => return Ok(false),
+            }
+            let (generation, name, digest): (u32, String, String) = c
+                .prepare_cached("SELECT generation, name, digest FROM instances WHERE id = ?1")?
+                .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let mut events = events;
+            events.push(HistoryEvent::ContinuedAsNew {
+                input: input.clone(),
+                generation,
+            });
+            append_events(c, &id, &events, now)?;
+            let carried = {
+                let mut q = c.prepare_cached(
+                    "SELECT seq, recorded_at, event FROM history WHERE instance_id = ?1 ORDER BY seq",
+                )?;
+                let rows: Vec<(i64, i64, String)> = q
+                    .query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?;
+                let mut history = Vec::with_capacity(rows.len());
+                for (seq, at, json) in rows {
+                    history.push(Recorded {
+                        seq: seq as Seq,
+                        recorded_at: at as Millis,
+                        event: serde_json::from_str(&json).map_err(|e| {
+                            StoreError::Corrupt(format!("history event {seq}: {e}"))
+                        })?,
+                    });
+                }
+                crate::history::RunState::from_history(&history).unconsumed_events()
+            };
+            exec(
+                c,
+                "INSERT INTO history_archive (instance_id, generation, seq, recorded_at, event)
+                 SELECT instance_id, ?2, seq, recorded_at, event FROM history WHERE instance_id = ?1",
+                params![id.as_str(), generation],
+            )?;
+            exec(c, "DELETE FROM history WHERE instance_id = ?1", [id.as_str()])?;
+            drop_pending_work(c, &id)?;
+            exec(
+                c,
+                "UPDATE instances SET input = ?2, generation = generation + 1, next_seq = 0,
+                        status = 'Running', output = NULL, failure = NULL WHERE id = ?1",
+                params![id.as_str(), input],
+            )?;
+            let mut next = vec![HistoryEvent::Started {
+                name,
+                input,
+                digest: digest.parse().map_err(corrupt)?,
+                seed,
+                at: now,
+            }];
+            next.extend(
+                carried
+                    .into_iter()
+                    .map(|(name, payload)| HistoryEvent::EventRaised { name, payload }),
+            );
+            append_events(c, &id, &next, now)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The archived histories of an instance's earlier runs, oldest first.
+    pub async fn archived_history(
+        &self,
+        id: InstanceId,
+    ) -> Result<Vec<(u32, Recorded)>, StoreError> {
+        self.read(move |c| {
+            let mut q = c.prepare_cached(
+                "SELECT generation, seq, recorded_at, event FROM history_archive
+                 WHERE instance_id = ?1 ORDER BY generation, seq",
+            )?;
+            let rows: Vec<(u32, i64, i64, String)> = q
+                .query_map([id.as_str()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(generation, seq, at, json)| {
+                    let event = serde_json::from_str(&json)
+                        .map_err(|e| StoreError::Corrupt(format!("archived event {seq}: {e}")))?;
+                    Ok((
+                        generation,
+                        Recorded {
+                            seq: seq as Seq,
+                            recorded_at: at as Millis,
+                            event,
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
     /// Records an event raised to an instance (durable on return).
     pub async fn raise_event(
         &self,
@@ -635,6 +746,11 @@ impl Store {
             exec(
                 c,
                 "DELETE FROM history WHERE instance_id = ?1",
+                [id.as_str()],
+            )?;
+            exec(
+                c,
+                "DELETE FROM history_archive WHERE instance_id = ?1",
                 [id.as_str()],
             )?;
             Ok(exec(c, "DELETE FROM instances WHERE id = ?1", [id.as_str()])? > 0)

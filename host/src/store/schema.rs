@@ -86,6 +86,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN parent_id TEXT;
     ALTER TABLE instances ADD COLUMN parent_pos INTEGER;
     "#,
+    // 5: continue-as-new: earlier runs' histories, by generation.
+    r#"
+    ALTER TABLE instances ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE history_archive (
+        instance_id TEXT NOT NULL,
+        generation  INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL,
+        event       TEXT NOT NULL,
+        PRIMARY KEY (instance_id, generation, seq)
+    ) STRICT;
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
