@@ -267,16 +267,12 @@ impl Weft {
         }
     }
 
+    /// The status with history; the instance must exist.
     pub async fn status(&self, id: &str) -> Value {
-        let (status, body) = self
-            .request(
-                reqwest::Method::GET,
-                &format!("/instances/{id}?showHistory=true"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "status of {id}: {body}");
-        body
+        match self.try_status(id).await {
+            Some(s) => s,
+            None => panic!("status of {id}: 404"),
+        }
     }
 
     pub async fn raise(&self, id: &str, event: &str, payload: Value) {

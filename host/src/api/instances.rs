@@ -356,18 +356,36 @@ pub(super) struct ReasonQuery {
     reason: Option<String>,
 }
 
+/// What an operator does to an instance's lifecycle.
+#[derive(Clone, Copy)]
+enum Lifecycle {
+    Terminate,
+    Suspend,
+    Resume,
+}
+
 async fn lifecycle(
     app: &AppState,
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReasonQuery>, QueryRejection>,
-    action: &str,
+    action: Lifecycle,
 ) -> Result<StatusCode, ApiError> {
     let id = instance_id(&path(id)?)?;
-    let reason = query(q)?.reason.unwrap_or_else(|| format!("{action}d"));
+    let reason = query(q)?.reason;
+    let rt = &app.runtime;
     match action {
-        "terminate" => app.runtime.terminate(&id, &reason).await?,
-        "suspend" => app.runtime.suspend(&id, &reason).await?,
-        _ => app.runtime.resume(&id, &reason).await?,
+        Lifecycle::Terminate => {
+            rt.terminate(&id, reason.as_deref().unwrap_or("terminated"))
+                .await?
+        }
+        Lifecycle::Suspend => {
+            rt.suspend(&id, reason.as_deref().unwrap_or("suspended"))
+                .await?
+        }
+        Lifecycle::Resume => {
+            rt.resume(&id, reason.as_deref().unwrap_or("resumed"))
+                .await?
+        }
     }
     Ok(StatusCode::ACCEPTED)
 }
@@ -394,7 +412,7 @@ pub(super) async fn terminate(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReasonQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    lifecycle(&app, id, q, "terminate").await
+    lifecycle(&app, id, q, Lifecycle::Terminate).await
 }
 
 /// Suspends an instance: events and timers that arrive are recorded and delivered on resume.
@@ -419,7 +437,7 @@ pub(super) async fn suspend(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReasonQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    lifecycle(&app, id, q, "suspend").await
+    lifecycle(&app, id, q, Lifecycle::Suspend).await
 }
 
 /// Resumes a suspended instance.
@@ -444,7 +462,7 @@ pub(super) async fn resume(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<ReasonQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
-    lifecycle(&app, id, q, "resume").await
+    lifecycle(&app, id, q, Lifecycle::Resume).await
 }
 
 #[derive(Deserialize)]

@@ -215,6 +215,22 @@ impl HistoryEvent {
         }
     }
 
+    /// The handle this arrival completes, and how: for activity results, fired timers and
+    /// child results.
+    pub fn completes(&self) -> Option<(Pos, Completion)> {
+        use HistoryEvent::*;
+        Some(match self {
+            ActivityCompleted { handle, output } | SubOrchestrationCompleted { handle, output } => {
+                (*handle, Completion::Success(output.clone()))
+            }
+            ActivityFailed { handle, error } | SubOrchestrationFailed { handle, error } => {
+                (*handle, Completion::Failure(error.clone()))
+            }
+            TimerFired { handle } => (*handle, Completion::Fired),
+            _ => return None,
+        })
+    }
+
     /// The event's `type` tag, as serialized.
     pub fn kind(&self) -> &'static str {
         use HistoryEvent::*;

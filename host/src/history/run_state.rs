@@ -88,30 +88,14 @@ impl RunState {
         self.last_seq = Some(self.last_seq.map_or(seq, |s| s.max(seq)));
         match event {
             Started { at, .. } => self.started_at = *at,
-            ActivityCompleted { handle, output } => {
-                self.results
-                    .entry(*handle)
-                    .or_insert((seq, Completion::Success(output.clone())));
-            }
-            ActivityFailed { handle, error } => {
-                self.results
-                    .entry(*handle)
-                    .or_insert((seq, Completion::Failure(error.clone())));
-            }
-            TimerFired { handle } => {
-                self.results
-                    .entry(*handle)
-                    .or_insert((seq, Completion::Fired));
-            }
-            SubOrchestrationCompleted { handle, output } => {
-                self.results
-                    .entry(*handle)
-                    .or_insert((seq, Completion::Success(output.clone())));
-            }
-            SubOrchestrationFailed { handle, error } => {
-                self.results
-                    .entry(*handle)
-                    .or_insert((seq, Completion::Failure(error.clone())));
+            ActivityCompleted { .. }
+            | ActivityFailed { .. }
+            | TimerFired { .. }
+            | SubOrchestrationCompleted { .. }
+            | SubOrchestrationFailed { .. } => {
+                if let Some((handle, completion)) = event.completes() {
+                    self.results.entry(handle).or_insert((seq, completion));
+                }
             }
             EventRaised { name, payload } => {
                 self.unconsumed
