@@ -152,6 +152,26 @@ impl Context {
         ))
     }
 
+    /// Sends `operation` with `input` to entity `name`/`key`, one way. Signals from one
+    /// orchestration to one entity arrive in the order they were sent.
+    pub fn signal_entity(&self, name: &str, key: &str, operation: &str, input: &impl Serialize) {
+        let input = serde_json::to_string(input).expect("input must serialize to JSON");
+        host::signal_entity(name, key, operation, &input);
+    }
+
+    /// Calls `operation` on entity `name`/`key`: the task completes with the operation's output,
+    /// or its error.
+    pub fn call_entity<O: DeserializeOwned>(
+        &self,
+        name: &str,
+        key: &str,
+        operation: &str,
+        input: &impl Serialize,
+    ) -> Task<O> {
+        let input = serde_json::to_string(input).expect("input must serialize to JSON");
+        Task::new(host::call_entity(name, key, operation, &input))
+    }
+
     /// A durable timer firing at `at_ms` (milliseconds since the Unix epoch).
     pub fn create_timer(&self, at_ms: u64) -> Task<()> {
         Task::new(host::create_timer(at_ms))
@@ -242,7 +262,8 @@ pub trait AnyTask {
     fn handle(&self) -> u32;
 }
 
-/// A piece of outstanding work: an activity, a timer or an event wait.
+/// A piece of outstanding work: an activity, a child orchestration, an entity call, a timer
+/// or an event wait.
 ///
 /// Dropping a task that has not completed cancels it: a timer is disarmed, a wait consumes
 /// nothing, an activity's result is ignored.

@@ -19,13 +19,18 @@
 //! }
 //! ```
 //!
+//! An entity is a function `fn(&mut Entity<State>) -> Result<Output, Error>` that applies one
+//! operation to a keyed, durable state; export it under `entities: { "name" => f }`.
+//!
 //! Orchestrations must be deterministic: they see time, GUIDs and randomness only through the
 //! [`Context`], and wait only through [`Task`]s. Activities do the real work.
 
 mod context;
+mod entity;
 pub mod http;
 
 pub use context::{AnyTask, Context, RetryPolicy, Task};
+pub use entity::Entity;
 
 #[doc(hidden)]
 pub mod bindings {
@@ -80,12 +85,13 @@ impl<E: std::error::Error> From<E> for Error {
     }
 }
 
-/// Exports orchestrations and activities from this component, by name.
+/// Exports orchestrations, activities and (optionally) entities from this component, by name.
 #[macro_export]
 macro_rules! workflow {
     (
         orchestrations: { $($oname:literal => $ofn:path),* $(,)? },
         activities: { $($aname:literal => $afn:path),* $(,)? } $(,)?
+        $(entities: { $($ename:literal => $efn:path),* $(,)? } $(,)?)?
     ) => {
         struct __WeftComponent;
 
@@ -123,13 +129,39 @@ macro_rules! workflow {
             }
         }
 
+        impl $crate::bindings::exports::weft::workflow::entities::Guest for __WeftComponent {
+            fn names() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![$($(::std::string::String::from($ename)),*)?]
+            }
+            fn apply(
+                name: ::std::string::String,
+                key: ::std::string::String,
+                state: ::std::option::Option<::std::string::String>,
+                operation: ::std::string::String,
+                input: ::std::string::String,
+            ) -> ::std::result::Result<
+                $crate::bindings::weft::workflow::types::EntityOutcome,
+                ::std::string::String,
+            > {
+                #[allow(unused_variables, reason = "a component may export no entities")]
+                let call = (key, state, operation, input);
+                match name.as_str() {
+                    $($($ename => $crate::__private::run_entity($efn, call),)*)?
+                    other => ::std::result::Result::Err(::std::format!(
+                        "unknown entity '{other}'"
+                    )),
+                }
+            }
+        }
+
         $crate::bindings::export_workflow!(__WeftComponent with_types_in $crate::bindings);
     };
 }
 
 #[doc(hidden)]
 pub mod __private {
-    use super::{Context, Error};
+    use super::{Context, Entity, Error};
+    use crate::bindings::weft::workflow::types::EntityOutcome;
     use serde::{Serialize, de::DeserializeOwned};
 
     pub fn run_orchestration<I: DeserializeOwned, O: Serialize>(
@@ -140,6 +172,26 @@ pub mod __private {
         let ctx = Context::new();
         let output = f(&ctx, input).map_err(|e| e.message)?;
         serde_json::to_string(&output).map_err(|e| format!("cannot serialize output: {e}"))
+    }
+
+    pub fn run_entity<S: Serialize + DeserializeOwned, O: Serialize>(
+        f: fn(&mut Entity<S>) -> Result<O, Error>,
+        (key, state, operation, input): (String, Option<String>, String, String),
+    ) -> Result<EntityOutcome, String> {
+        let state: Option<S> = state
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| format!("stored state does not fit this entity: {e}"))?;
+        let mut entity = Entity::new(key, operation, input, state);
+        let output = f(&mut entity).map_err(|e| e.message)?;
+        let output =
+            serde_json::to_string(&output).map_err(|e| format!("cannot serialize output: {e}"))?;
+        let state = entity
+            .into_state()
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| format!("cannot serialize state: {e}"))?;
+        Ok(EntityOutcome { state, output })
     }
 
     pub fn run_activity<I: DeserializeOwned, O: Serialize>(

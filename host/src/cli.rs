@@ -163,6 +163,37 @@ enum Command {
         #[command(subcommand)]
         command: ClockCommand,
     },
+    /// Looks at entities and sends them operations.
+    Entity {
+        #[command(subcommand)]
+        command: EntityCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EntityCommand {
+    /// Prints an entity's state (as JSON).
+    Get { name: String, key: String },
+    /// Prints the operations applied to an entity, oldest first.
+    History { name: String, key: String },
+    /// Sends an operation to an entity, one way.
+    Signal {
+        name: String,
+        key: String,
+        operation: String,
+        /// The input, as JSON (default: null).
+        input: Option<String>,
+    },
+    /// Lists entities.
+    List {
+        /// Only entities of this name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        top: u32,
+    },
+    /// Deletes an entity's state and operation log.
+    Purge { name: String, key: String },
 }
 
 #[derive(Subcommand)]
@@ -367,6 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Entity { command } => entity_command(&client, command, json).await,
         Command::Clock {
             command: ClockCommand::Advance { seconds },
         } => {
@@ -390,6 +422,81 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn entity_command(client: &Client, command: EntityCommand, json: bool) -> anyhow::Result<()> {
+    let at = |name: &str, key: &str| format!("/entities/{}/{}", segment(name), segment(key));
+    match command {
+        EntityCommand::Get { name, key } => {
+            let v = client.get(&at(&name, &key), &[]).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", serde_json::to_string_pretty(&v["state"])?);
+            }
+        }
+        EntityCommand::History { name, key } => {
+            let v = client
+                .get(&format!("{}/history", at(&name, &key)), &[])
+                .await?;
+            let ops = v["operations"].as_array().cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::Value::Array(ops));
+                return Ok(());
+            }
+            for op in &ops {
+                let result = match (&op["output"], &op["error"]) {
+                    (serde_json::Value::Null, e) if !e.is_null() => format!("error {e}"),
+                    (o, _) => o.to_string(),
+                };
+                println!(
+                    "{}  {:>4}  {:<20} {} -> {}",
+                    op["time"].as_str().unwrap_or_default(),
+                    op["seq"],
+                    op["operation"].as_str().unwrap_or_default(),
+                    shortened(&op["input"].to_string(), 60),
+                    shortened(&result, 40)
+                );
+            }
+        }
+        EntityCommand::Signal {
+            name,
+            key,
+            operation,
+            input,
+        } => {
+            let path = format!("{}?op={}", at(&name, &key), segment(&operation));
+            client.post(&path, &json_arg(input.as_deref())?).await?;
+        }
+        EntityCommand::List { name, top } => {
+            let mut query = vec![("top", top.to_string())];
+            if let Some(n) = name {
+                query.push(("name", n));
+            }
+            let v = client.get("/entities", &query).await?;
+            if json {
+                println!("{v}");
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<34} {:>10} LAST MODIFIED",
+                "NAME", "KEY", "OPERATIONS"
+            );
+            for e in v["entities"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<34} {:>10} {}",
+                    e["name"].as_str().unwrap_or_default(),
+                    e["key"].as_str().unwrap_or_default(),
+                    e["operationCount"],
+                    e["lastModifiedTime"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        EntityCommand::Purge { name, key } => {
+            client.delete(&at(&name, &key)).await?;
+        }
+    }
+    Ok(())
+}
+
 /// One history event as a line: time, position, event, name, short payload.
 fn timeline_line(e: &serde_json::Value) -> String {
     let time = e["timestamp"].as_str().unwrap_or_default();
@@ -407,11 +514,20 @@ fn timeline_line(e: &serde_json::Value) -> String {
     .or_else(|| e.get("completion").map(|c| &c["value"]))
     .map(|v| v.to_string())
     .unwrap_or_default();
-    let mut payload: String = payload.chars().take(60).collect();
-    if payload.len() < e.to_string().len() && payload.chars().count() == 60 {
-        payload.push('…');
+    format!(
+        "{time}  {:>4}  {kind:<22} {name:<22} {}",
+        e["seq"],
+        shortened(&payload, 60)
+    )
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+fn shortened(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
     }
-    format!("{time}  {:>4}  {kind:<22} {name:<22} {payload}", e["seq"])
+    out
 }
 
 /// Percent-encodes a path segment.
@@ -571,10 +687,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.components {
         for r in runtime.register_dir(dir).await? {
             tracing::info!(
-                "component {}: orchestrations {:?}, activities {:?}",
+                "component {}: orchestrations {:?}, activities {:?}, entities {:?}",
                 r.digest.short(),
                 r.orchestrations,
-                r.activities
+                r.activities,
+                r.entities
             );
         }
     }

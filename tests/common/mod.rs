@@ -6,6 +6,7 @@
     reason = "each test binary uses a different part of the kit"
 )]
 
+pub mod jobs;
 pub mod sms;
 
 use serde_json::{Value, json};
@@ -114,6 +115,9 @@ pub struct Weft {
     pub url: String,
     pub dir: tempfile::TempDir,
     options: Options,
+    /// The address to listen on: any free port at first, the same one after a restart (so
+    /// callback URLs handed out before still reach it).
+    listen: String,
     log: Arc<Mutex<String>>,
     pub http: reqwest::Client,
 }
@@ -131,6 +135,7 @@ impl Weft {
             url: String::new(),
             dir,
             options,
+            listen: "127.0.0.1:0".into(),
             log: Arc::new(Mutex::new(String::new())),
             http: reqwest::Client::new(),
         };
@@ -154,7 +159,7 @@ impl Weft {
         cmd.arg("serve")
             .arg("--db")
             .arg(self.db())
-            .args(["--listen", "127.0.0.1:0", "--manual-clock", "--start-time"])
+            .args(["--listen", &self.listen, "--manual-clock", "--start-time"])
             .arg(&self.options.start_time)
             .arg("--components")
             .arg(self.components_dir())
@@ -194,6 +199,9 @@ impl Weft {
             Ok(url) => url,
             Err(_) => panic!("weft did not start:\n{}", self.log()),
         };
+        if let Some(addr) = self.url.strip_prefix("http://") {
+            self.listen = addr.to_string();
+        }
         self.child = Some(child);
     }
 
@@ -213,6 +221,11 @@ impl Weft {
     /// Starts the process again on the same database.
     pub fn restart(&mut self) {
         self.kill();
+        // Connections kept alive to the killed process are dead: start a fresh pool.
+        self.http = match &self.options.token {
+            Some(token) => authorized_client(token),
+            None => reqwest::Client::new(),
+        };
         self.spawn();
     }
 

@@ -21,7 +21,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// Parses a request body as JSON; an empty body is `null`.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+pub(super) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     let body = body.map_err(ApiError::from_body_rejection)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
@@ -31,12 +31,12 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
     })
 }
 
-fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
+pub(super) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
     p.map(|Path(t)| t)
         .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
@@ -556,7 +556,7 @@ pub(super) async fn advance_clock(
 }
 
 /// Parses stored JSON text back into a value (text that is not JSON is shown as a string).
-fn stored_json(text: &str) -> Value {
+pub(super) fn stored_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP API, shaped like the Durable Functions management API, described by the OpenAPI
 //! document at `/openapi.json` (generated from this code).
 
+mod entities;
 mod error;
 mod instances;
 pub mod schema;
@@ -52,6 +53,17 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/terminate", post(instances::terminate))
         .route("/instances/{id}/suspend", post(instances::suspend))
         .route("/instances/{id}/resume", post(instances::resume))
+        .route("/entities", get(entities::list_entities))
+        .route(
+            "/entities/{name}/{key}",
+            get(entities::get_entity)
+                .post(entities::signal_entity)
+                .delete(entities::purge_entity),
+        )
+        .route(
+            "/entities/{name}/{key}/history",
+            get(entities::entity_history),
+        )
         .route("/admin/clock/advance", post(instances::advance_clock))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
@@ -75,7 +87,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn openapi(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    Json(schema::document(&app.runtime.orchestration_names()))
+    Json(schema::document(
+        &app.runtime.orchestration_names(),
+        &app.runtime.entity_names(),
+    ))
 }
 
 /// Lets a request through only with `Authorization: Bearer TOKEN`.
@@ -112,6 +127,8 @@ impl From<RuntimeError> for ApiError {
         let (status, code) = match &e {
             UnknownOrchestration(_) => (StatusCode::NOT_FOUND, "unknown_orchestration"),
             NotFound(_) => (StatusCode::NOT_FOUND, "instance_not_found"),
+            UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+            EntityNotFound(_) => (StatusCode::NOT_FOUND, "entity_not_found"),
             Finished { .. } => (StatusCode::GONE, "instance_finished"),
             Conflict(_) => (StatusCode::CONFLICT, "instance_exists"),
             ClockNotManual => (StatusCode::CONFLICT, "clock_not_manual"),

@@ -113,6 +113,69 @@ pub struct ClockAdvanced {
     pub timers_fired: u64,
 }
 
+/// An entity: its state and how many operations it has seen.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityStatus {
+    pub name: String,
+    pub key: String,
+    /// The current state; null if it has none (no operation applied yet, or deleted).
+    #[schema(value_type = Value)]
+    pub state: Value,
+    /// Operations applied so far.
+    pub operation_count: u64,
+    /// Operations sent and not yet applied.
+    pub pending_operations: u64,
+    /// RFC 3339; null until the first operation is applied.
+    pub created_time: Option<String>,
+    /// RFC 3339: when the last operation was applied.
+    pub last_modified_time: Option<String>,
+}
+
+/// A page of entities.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityList {
+    pub entities: Vec<EntityStatus>,
+    /// Pass as `continuationToken` for the next page; null on the last page.
+    pub continuation_token: Option<String>,
+}
+
+/// One operation applied to an entity.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntityOperation {
+    /// 0 for the first operation.
+    pub seq: u64,
+    /// RFC 3339: when it was applied.
+    pub time: String,
+    pub operation: String,
+    #[schema(value_type = Value)]
+    pub input: Value,
+    /// The output, if it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Value>)]
+    pub output: Option<Value>,
+    /// The error, if it failed (the state was left as it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The instance that sent it; absent when sent over HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// An entity's operation log, oldest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EntityHistory {
+    pub operations: Vec<EntityOperation>,
+}
+
+/// How many entities a purge deleted.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EntityPurged {
+    pub entities_deleted: u64,
+}
+
 /// Every error: a stable code and a message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -192,34 +255,42 @@ impl Modify for BearerAuth {
         super::instances::resume,
         super::instances::callback,
         super::instances::advance_clock,
+        super::entities::list_entities,
+        super::entities::get_entity,
+        super::entities::entity_history,
+        super::entities::signal_entity,
+        super::entities::purge_entity,
     ),
     modifiers(&BearerAuth, &InstanceLinks)
 )]
 pub struct ApiDoc;
 
-/// The document for a server where `orchestrations` are deployed: their names are listed as
-/// the values of the start route's `name`.
-pub fn document(orchestrations: &[String]) -> utoipa::openapi::OpenApi {
+/// The document for a server where `orchestrations` and `entities` are deployed: their names
+/// are listed as the values of the `name` of the start route and of the entity routes.
+pub fn document(orchestrations: &[String], entities: &[String]) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::schema::{Object, Schema, Type};
     let mut doc = ApiDoc::openapi();
-    if orchestrations.is_empty() {
-        return doc;
-    }
-    let start = doc
-        .paths
-        .paths
-        .get_mut("/orchestrations/{name}")
-        .and_then(|p| p.post.as_mut());
-    if let Some(params) = start.and_then(|op| op.parameters.as_mut()) {
-        for p in params.iter_mut() {
-            if let RefOr::T(p) = p
-                && p.name == "name"
-            {
-                let mut schema = Object::with_type(Type::String);
-                schema.enum_values =
-                    Some(orchestrations.iter().map(|n| n.clone().into()).collect());
-                p.schema = Some(RefOr::T(Schema::Object(schema)));
+    for (path, names) in doc.paths.paths.iter_mut().filter_map(|(path, item)| {
+        let names = if path == "/orchestrations/{name}" {
+            orchestrations
+        } else if path.starts_with("/entities/{name}") {
+            entities
+        } else {
+            return None;
+        };
+        (!names.is_empty()).then_some((item, names))
+    }) {
+        let ops = [&mut path.get, &mut path.post, &mut path.delete];
+        for op in ops.into_iter().flatten() {
+            for p in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(p) = p
+                    && p.name == "name"
+                {
+                    let mut schema = Object::with_type(Type::String);
+                    schema.enum_values = Some(names.iter().map(|n| n.clone().into()).collect());
+                    p.schema = Some(RefOr::T(Schema::Object(schema)));
+                }
             }
         }
     }

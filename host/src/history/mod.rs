@@ -112,6 +112,22 @@ pub enum HistoryEvent {
         pos: Pos,
         name: String,
     },
+    /// A one-way operation sent to entity `name`/`key`.
+    EntitySignalled {
+        pos: Pos,
+        name: String,
+        key: String,
+        operation: String,
+        input: String,
+    },
+    /// An operation sent to entity `name`/`key` whose output completes the handle.
+    EntityCalled {
+        pos: Pos,
+        name: String,
+        key: String,
+        operation: String,
+        input: String,
+    },
     Cancelled {
         pos: Pos,
         handle: Pos,
@@ -165,6 +181,14 @@ pub enum HistoryEvent {
         handle: Pos,
         error: String,
     },
+    EntityCallCompleted {
+        handle: Pos,
+        output: String,
+    },
+    EntityCallFailed {
+        handle: Pos,
+        error: String,
+    },
     EventRaised {
         name: String,
         payload: String,
@@ -207,6 +231,8 @@ impl HistoryEvent {
             | TimerCreated { pos, .. }
             | SubOrchestrationScheduled { pos, .. }
             | EventWaitCreated { pos, .. }
+            | EntitySignalled { pos, .. }
+            | EntityCalled { pos, .. }
             | Cancelled { pos, .. }
             | CallbackUrlCreated { pos, .. }
             | ContinueAsNewRequested { pos, .. }
@@ -215,17 +241,19 @@ impl HistoryEvent {
         }
     }
 
-    /// The handle this arrival completes, and how: for activity results, fired timers and
-    /// child results.
+    /// The handle this arrival completes, and how: for activity results, fired timers, child
+    /// results and entity call results.
     pub fn completes(&self) -> Option<(Pos, Completion)> {
         use HistoryEvent::*;
         Some(match self {
-            ActivityCompleted { handle, output } | SubOrchestrationCompleted { handle, output } => {
+            ActivityCompleted { handle, output }
+            | SubOrchestrationCompleted { handle, output }
+            | EntityCallCompleted { handle, output } => {
                 (*handle, Completion::Success(output.clone()))
             }
-            ActivityFailed { handle, error } | SubOrchestrationFailed { handle, error } => {
-                (*handle, Completion::Failure(error.clone()))
-            }
+            ActivityFailed { handle, error }
+            | SubOrchestrationFailed { handle, error }
+            | EntityCallFailed { handle, error } => (*handle, Completion::Failure(error.clone())),
             TimerFired { handle } => (*handle, Completion::Fired),
             _ => return None,
         })
@@ -244,6 +272,8 @@ impl HistoryEvent {
             TimerCreated { .. } => "timer_created",
             SubOrchestrationScheduled { .. } => "sub_orchestration_scheduled",
             EventWaitCreated { .. } => "event_wait_created",
+            EntitySignalled { .. } => "entity_signalled",
+            EntityCalled { .. } => "entity_called",
             Cancelled { .. } => "cancelled",
             CallbackUrlCreated { .. } => "callback_url_created",
             ContinueAsNewRequested { .. } => "continue_as_new_requested",
@@ -254,6 +284,8 @@ impl HistoryEvent {
             TimerFired { .. } => "timer_fired",
             SubOrchestrationCompleted { .. } => "sub_orchestration_completed",
             SubOrchestrationFailed { .. } => "sub_orchestration_failed",
+            EntityCallCompleted { .. } => "entity_call_completed",
+            EntityCallFailed { .. } => "entity_call_failed",
             EventRaised { .. } => "event_raised",
             Completed { .. } => "completed",
             Failed { .. } => "failed",
@@ -276,6 +308,24 @@ impl HistoryEvent {
                 name, instance_id, ..
             } => format!("sub_orchestration_scheduled '{name}' as '{instance_id}'"),
             EventWaitCreated { name, .. } => format!("event_wait_created '{name}'"),
+            EntitySignalled {
+                name,
+                key,
+                operation,
+                input,
+                ..
+            }
+            | EntityCalled {
+                name,
+                key,
+                operation,
+                input,
+                ..
+            } => format!(
+                "{} '{operation}' on entity '{name}/{key}' with input {}",
+                self.kind(),
+                short(input)
+            ),
             Cancelled { handle, .. } => format!("cancelled handle {handle}"),
             CallbackUrlCreated { event, .. } => format!("callback_url_created for '{event}'"),
             AwaitResolved { handles, .. } => format!("await_any {handles:?}"),

@@ -46,6 +46,8 @@ pub enum Step<'a> {
 
 #[derive(Debug, Clone)]
 enum HandleKind {
+    /// Completed by a result that names the handle: an activity, a child orchestration, an
+    /// entity call.
     Activity,
     Timer,
     Wait(String),
@@ -92,7 +94,9 @@ impl RunState {
             | ActivityFailed { .. }
             | TimerFired { .. }
             | SubOrchestrationCompleted { .. }
-            | SubOrchestrationFailed { .. } => {
+            | SubOrchestrationFailed { .. }
+            | EntityCallCompleted { .. }
+            | EntityCallFailed { .. } => {
                 if let Some((handle, completion)) = event.completes() {
                     self.results.entry(handle).or_insert((seq, completion));
                 }
@@ -118,7 +122,7 @@ impl RunState {
         use HistoryEvent::*;
         let Some(pos) = call.call_pos() else { return };
         match call {
-            ActivityScheduled { .. } | SubOrchestrationScheduled { .. } => {
+            ActivityScheduled { .. } | SubOrchestrationScheduled { .. } | EntityCalled { .. } => {
                 self.handles.insert(pos, HandleKind::Activity);
             }
             TimerCreated { .. } => {
@@ -375,6 +379,38 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
             },
         ) => a == b && ai == bi && ax == bx,
         (EventWaitCreated { name: a, .. }, EventWaitCreated { name: b, .. }) => a == b,
+        (
+            EntitySignalled {
+                name: a,
+                key: ak,
+                operation: ao,
+                input: ai,
+                ..
+            },
+            EntitySignalled {
+                name: b,
+                key: bk,
+                operation: bo,
+                input: bi,
+                ..
+            },
+        )
+        | (
+            EntityCalled {
+                name: a,
+                key: ak,
+                operation: ao,
+                input: ai,
+                ..
+            },
+            EntityCalled {
+                name: b,
+                key: bk,
+                operation: bo,
+                input: bi,
+                ..
+            },
+        ) => a == b && ak == bk && ao == bo && ai == bi,
         (Cancelled { handle: a, .. }, Cancelled { handle: b, .. }) => a == b,
         (CallbackUrlCreated { event: a, .. }, CallbackUrlCreated { event: b, .. }) => a == b,
         (ContinueAsNewRequested { input: a, .. }, ContinueAsNewRequested { input: b, .. }) => {
@@ -582,6 +618,32 @@ mod tests {
         );
         assert_eq!(policy.retry_delay(1, "fatal: no such job"), None);
         assert_eq!(policy.retry_delay(1, "no kind at all"), Some(1000));
+    }
+
+    #[test]
+    fn an_entity_call_is_completed_by_its_result_and_replays_by_its_arguments() {
+        let call = |input: &str| EntityCalled {
+            pos: 0,
+            name: "counter".into(),
+            key: "k".into(),
+            operation: "add".into(),
+            input: input.into(),
+        };
+        let s = started().with(call("1")).state();
+        assert_eq!(s.resolve(&[0]).unwrap(), None, "no result yet");
+        assert!(matches!(s.step(0, &call("1")), Ok(Step::Replay(_))));
+        let err = s.step(0, &call("2")).unwrap_err().to_string();
+        assert!(err.contains("'add' on entity 'counter/k'"), "{err}");
+        let s = started()
+            .with(call("1"))
+            .with(EntityCallFailed {
+                handle: 0,
+                error: "refused".into(),
+            })
+            .state();
+        let r = s.resolve(&[0]).unwrap().unwrap();
+        assert_eq!(r.completion, Completion::Failure("refused".into()));
+        assert_eq!(r.arrival, 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use super::Runtime;
 use crate::history::RuntimeStatus;
 use crate::history::{Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step};
-use crate::store::{ActivityWork, Append, ChildStart, ScheduledActivity};
+use crate::store::{ActivityWork, Append, ChildStart, EntityKey, EntityOp, ScheduledActivity};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -245,15 +245,22 @@ impl Activation {
     /// The run asked to continue as new: archive it and start the next run.
     async fn continue_as_new(mut self, input: String) -> Exit {
         let events = std::mem::take(&mut self.pending.events);
+        let entity_ops = std::mem::take(&mut self.pending.entity_ops);
+        let entities: Vec<EntityKey> = entity_ops.iter().map(|op| op.entity.clone()).collect();
         let now = self.rt.now();
         let seed = super::seed_for(&self.id, now.wrapping_add(self.seen));
         match self
             .rt
             .store()
-            .continue_as_new(self.id.clone(), events, input, seed, now)
+            .continue_as_new(self.id.clone(), events, entity_ops, input, seed, now)
             .await
         {
-            Ok(true) => Exit::Continue(self.mailbox),
+            Ok(true) => {
+                for entity in &entities {
+                    self.rt.wake_entity(entity);
+                }
+                Exit::Continue(self.mailbox)
+            }
             Ok(false) => Exit::Done,
             Err(e) => {
                 tracing::error!(instance = %self.id, "cannot continue as new: {e}");
@@ -289,6 +296,9 @@ impl Activation {
                 if let Some(appended) = committed {
                     for id in &appended.wake {
                         self.rt.wake(id);
+                    }
+                    for entity in &appended.entities {
+                        self.rt.wake_entity(entity);
                     }
                     if let Some(status) = status {
                         self.rt.announce_finished(&self.id, status);
@@ -351,6 +361,9 @@ impl Activation {
         };
         for id in &appended.wake {
             self.rt.wake(id);
+        }
+        for entity in &appended.entities {
+            self.rt.wake_entity(entity);
         }
         for a in activities {
             self.rt.dispatch_activity(ActivityWork {
@@ -590,6 +603,61 @@ impl orchestration_context::Host for GuestState<Activation> {
         let event = HistoryEvent::EventWaitCreated { pos, name };
         if a.step(&event)?.is_none() {
             a.record(event);
+        }
+        Ok(pos)
+    }
+
+    async fn signal_entity(
+        &mut self,
+        name: String,
+        key: String,
+        operation: String,
+        input: String,
+    ) -> wasmtime::Result<()> {
+        let a = &mut self.ctx;
+        let event = HistoryEvent::EntitySignalled {
+            pos: a.pos,
+            name: name.clone(),
+            key: key.clone(),
+            operation: operation.clone(),
+            input: input.clone(),
+        };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+            a.pending.entity_ops.push(EntityOp {
+                entity: EntityKey { name, key },
+                operation,
+                input,
+                reply: None,
+            });
+        }
+        Ok(())
+    }
+
+    async fn call_entity(
+        &mut self,
+        name: String,
+        key: String,
+        operation: String,
+        input: String,
+    ) -> wasmtime::Result<u32> {
+        let a = &mut self.ctx;
+        let pos = a.pos;
+        let event = HistoryEvent::EntityCalled {
+            pos,
+            name: name.clone(),
+            key: key.clone(),
+            operation: operation.clone(),
+            input: input.clone(),
+        };
+        if a.step(&event)?.is_none() {
+            a.record(event);
+            a.pending.entity_ops.push(EntityOp {
+                entity: EntityKey { name, key },
+                operation,
+                input,
+                reply: Some(pos),
+            });
         }
         Ok(pos)
     }

@@ -1,8 +1,9 @@
 //! Running activities: a fresh instance of the component per attempt, with real WASI and
 //! outbound HTTP; the result is recorded once.
 
-use super::Runtime;
+use super::{Loaded, Runtime};
 use crate::store::{ActivityWork, CompleteOutcome};
+use crate::wasm::bindings::Workflow;
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -16,7 +17,8 @@ pub struct ActivityCall {
 }
 
 impl ActivityCall {
-    /// For asking a component what it exports; no activity runs.
+    /// For asking a component what it exports, or applying an entity operation: no activity
+    /// runs.
     pub(super) fn introspection() -> Self {
         Self {
             idempotency_key: String::new(),
@@ -66,16 +68,7 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
         call,
     );
     let mut store = wasmtime::Store::new(rt.engine(), state);
-    let instance = loop {
-        match loaded.activity.instantiate_async(&mut store).await {
-            Ok(instance) => break instance,
-            // Every slot is taken by running work: wait for one to free up.
-            Err(e) if crate::wasm::is_pool_exhausted(&e) => {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-            Err(e) => return Err(format!("cannot instantiate: {e:#}")),
-        }
-    };
+    let instance = instantiate(&loaded, &mut store).await?;
     match instance
         .weft_workflow_activities()
         .call_execute(&mut store, &work.name, &work.input)
@@ -83,6 +76,23 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
     {
         Ok(result) => result,
         Err(trap) => Err(format!("the activity trapped: {trap:?}")),
+    }
+}
+
+/// A fresh instance of a component for an activity or an entity operation; when every slot of
+/// the pool is taken by running work, waits for one to free up.
+pub(super) async fn instantiate(
+    loaded: &Loaded,
+    store: &mut wasmtime::Store<GuestState<ActivityCall>>,
+) -> Result<Workflow, String> {
+    loop {
+        match loaded.activity.instantiate_async(&mut *store).await {
+            Ok(instance) => return Ok(instance),
+            Err(e) if crate::wasm::is_pool_exhausted(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => return Err(format!("cannot instantiate: {e:#}")),
+        }
     }
 }
 
@@ -129,6 +139,24 @@ impl orchestration_context::Host for GuestState<ActivityCall> {
         wasmtime::bail!(NOT_HERE)
     }
     async fn create_timer(&mut self, _fire_at: u64) -> wasmtime::Result<u32> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn signal_entity(
+        &mut self,
+        _name: String,
+        _key: String,
+        _operation: String,
+        _input: String,
+    ) -> wasmtime::Result<()> {
+        wasmtime::bail!(NOT_HERE)
+    }
+    async fn call_entity(
+        &mut self,
+        _name: String,
+        _key: String,
+        _operation: String,
+        _input: String,
+    ) -> wasmtime::Result<u32> {
         wasmtime::bail!(NOT_HERE)
     }
     async fn call_sub_orchestration(

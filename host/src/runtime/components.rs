@@ -18,6 +18,7 @@ pub struct Loaded {
     pub activity: WorkflowPre<GuestState<ActivityCall>>,
     pub orchestrations: Vec<String>,
     pub activities: Vec<String>,
+    pub entities: Vec<String>,
 }
 
 /// What registering a component made available.
@@ -26,6 +27,7 @@ pub struct Registered {
     pub digest: ComponentDigest,
     pub orchestrations: Vec<String>,
     pub activities: Vec<String>,
+    pub entities: Vec<String>,
 }
 
 pub(super) struct Components {
@@ -35,6 +37,8 @@ pub(super) struct Components {
     loaded: Mutex<HashMap<ComponentDigest, Arc<Loaded>>>,
     /// Orchestration name → the digest new instances use.
     names: Mutex<HashMap<String, ComponentDigest>>,
+    /// Entity name → the digest whose code applies its operations (the newest registered).
+    entity_names: Mutex<HashMap<String, ComponentDigest>>,
 }
 
 impl Components {
@@ -47,6 +51,7 @@ impl Components {
             compiler: Arc::new(Compiler::new(engine, cache_dir)),
             loaded: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
+            entity_names: Mutex::new(HashMap::new()),
         })
     }
 
@@ -89,13 +94,14 @@ impl Components {
                 .map_err(link)?,
         )
         .map_err(link)?;
-        let (orchestrations, activities) = self.describe(&activity).await?;
+        let (orchestrations, activities, entities) = self.describe(&activity).await?;
         let loaded = Arc::new(Loaded {
             digest: digest.clone(),
             orchestration,
             activity,
             orchestrations,
             activities,
+            entities,
         });
         self.loaded
             .lock()
@@ -108,7 +114,7 @@ impl Components {
     async fn describe(
         &self,
         pre: &WorkflowPre<GuestState<ActivityCall>>,
-    ) -> Result<(Vec<String>, Vec<String>), ComponentError> {
+    ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ComponentError> {
         let describe = |e: wasmtime::Error| ComponentError::Describe(format!("{e:#}"));
         let state = GuestState::new(
             wasm::activity_wasi(&[]),
@@ -127,7 +133,12 @@ impl Components {
             .call_names(&mut store)
             .await
             .map_err(describe)?;
-        Ok((orchestrations, activities))
+        let entities = instance
+            .weft_workflow_entities()
+            .call_names(&mut store)
+            .await
+            .map_err(describe)?;
+        Ok((orchestrations, activities, entities))
     }
 
     /// Makes a loaded component's orchestrations the ones new instances of those names use.
@@ -144,24 +155,35 @@ impl Components {
                 );
             }
         }
+        let mut entity_names = self.entity_names.lock().unwrap_or_else(|p| p.into_inner());
+        for name in &loaded.entities {
+            entity_names.insert(name.clone(), loaded.digest.clone());
+        }
         super::Registered {
             digest: loaded.digest.clone(),
             orchestrations: loaded.orchestrations.clone(),
             activities: loaded.activities.clone(),
+            entities: loaded.entities.clone(),
         }
     }
 
     /// The orchestration names that have a digest, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .names
+        sorted_keys(&self.names)
+    }
+
+    /// The entity names that have a digest, sorted.
+    pub fn entity_names(&self) -> Vec<String> {
+        sorted_keys(&self.entity_names)
+    }
+
+    /// The digest whose code applies the operations of entity `name`.
+    pub fn entity_digest(&self, name: &str) -> Option<ComponentDigest> {
+        self.entity_names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .keys()
+            .get(name)
             .cloned()
-            .collect();
-        names.sort();
-        names
     }
 
     /// The digest that new instances of orchestration `name` start on.
@@ -172,4 +194,15 @@ impl Components {
             .get(name)
             .cloned()
     }
+}
+
+fn sorted_keys(map: &Mutex<HashMap<String, ComponentDigest>>) -> Vec<String> {
+    let mut names: Vec<String> = map
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
 }

@@ -9,6 +9,7 @@ mod activation;
 mod activity;
 mod callbacks;
 mod components;
+mod entities;
 
 pub use callbacks::CallbackError;
 
@@ -17,8 +18,8 @@ pub use components::{Loaded, Registered};
 use crate::clock::{Clock, Millis};
 use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
 use crate::store::{
-    ActivityWork, ChangeOutcome, CreateOutcome, Filter, InstanceRow, PageToken, RaiseOutcome,
-    Store, StoreError,
+    ActivityWork, ChangeOutcome, CreateOutcome, EntityKey, EntityOp, EntityRow, Filter,
+    InstanceRow, LoggedOp, PageToken, RaiseOutcome, Store, StoreError,
 };
 use crate::wasm::ComponentError;
 use std::collections::HashMap;
@@ -58,6 +59,10 @@ pub enum RuntimeError {
     UnknownOrchestration(String),
     #[error("instance '{0}' not found")]
     NotFound(InstanceId),
+    #[error("no entity named '{0}' is deployed")]
+    UnknownEntity(String),
+    #[error("entity '{0}' not found")]
+    EntityNotFound(EntityKey),
     #[error("instance '{id}' has already ended ({})", status.as_str())]
     Finished {
         id: InstanceId,
@@ -105,6 +110,8 @@ struct Inner {
     signer: callbacks::Signer,
     /// Announces each instance that ends.
     finished: tokio::sync::broadcast::Sender<(InstanceId, RuntimeStatus)>,
+    /// Entities whose worker runs, and whether it must look at the inbox again.
+    entity_workers: Mutex<HashMap<EntityKey, entities::Again>>,
 }
 
 /// An instance's status, with its history when asked for.
@@ -145,6 +152,7 @@ impl Runtime {
                 timers_changed: Notify::new(),
                 signer,
                 finished: tokio::sync::broadcast::channel(1 << 16).0,
+                entity_workers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -214,6 +222,11 @@ impl Runtime {
         self.inner.components.names()
     }
 
+    /// The names of the entities operations can be sent to, sorted.
+    pub fn entity_names(&self) -> Vec<String> {
+        self.inner.components.entity_names()
+    }
+
     /// Picks up work after a (re)start: pending activities, timers, unfinished instances.
     pub async fn recover(&self) -> Result<(), RuntimeError> {
         for work in self.inner.store.pending_activities().await? {
@@ -221,6 +234,9 @@ impl Runtime {
         }
         for id in self.inner.store.unfinished_instances().await? {
             self.wake(&id);
+        }
+        for entity in self.inner.store.entities_with_work().await? {
+            self.wake_entity(&entity);
         }
         let rt = self.clone();
         tokio::spawn(async move { rt.timer_service().await });
@@ -368,6 +384,66 @@ impl Runtime {
             .parse()
             .map_err(|_| RuntimeError::Callback(CallbackError::BadSignature))?;
         self.raise_event(&id, event, payload).await
+    }
+
+    /// Sends `operation` with `input` to an entity from outside; returns once it is durable.
+    pub async fn signal_entity(
+        &self,
+        entity: EntityKey,
+        operation: &str,
+        input: &serde_json::Value,
+    ) -> Result<(), RuntimeError> {
+        if self.inner.components.entity_digest(&entity.name).is_none() {
+            return Err(RuntimeError::UnknownEntity(entity.name));
+        }
+        let op = EntityOp {
+            entity: entity.clone(),
+            operation: operation.to_string(),
+            input: input.to_string(),
+            reply: None,
+        };
+        self.inner.store.signal_entity(op, self.now()).await?;
+        self.wake_entity(&entity);
+        Ok(())
+    }
+
+    /// An entity's state and counts.
+    pub async fn entity(&self, entity: EntityKey) -> Result<EntityRow, RuntimeError> {
+        self.inner
+            .store
+            .entity(entity.clone())
+            .await?
+            .ok_or(RuntimeError::EntityNotFound(entity))
+    }
+
+    /// An entity's applied operations from `from` on, at most `limit`.
+    pub async fn entity_log(
+        &self,
+        entity: EntityKey,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedOp>, RuntimeError> {
+        self.entity(entity.clone()).await?;
+        Ok(self.inner.store.entity_log(entity, from, limit).await?)
+    }
+
+    /// Entities (of one name, if given) in (name, key) order, after `after`.
+    pub async fn list_entities(
+        &self,
+        name: Option<String>,
+        after: Option<EntityKey>,
+        limit: usize,
+    ) -> Result<Vec<EntityRow>, RuntimeError> {
+        Ok(self.inner.store.list_entities(name, after, limit).await?)
+    }
+
+    /// Deletes an entity's state and log.
+    pub async fn purge_entity(&self, entity: EntityKey) -> Result<(), RuntimeError> {
+        if self.inner.store.purge_entity(entity.clone()).await? {
+            Ok(())
+        } else {
+            Err(RuntimeError::EntityNotFound(entity))
+        }
     }
 
     /// Instances matching `filter`, oldest first; and where the next page starts.

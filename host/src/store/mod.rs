@@ -2,10 +2,12 @@
 //! commits whatever has queued up in one transaction (group commit); each caller still waits
 //! for its own commit. Reads use a connection per thread.
 
+mod entities;
 mod manage;
 mod ops;
 pub mod schema;
 
+pub use entities::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
 pub use manage::{ChangeOutcome, Filter, PageToken};
 pub use ops::{
     ActivityWork, Append, Appended, ChildStart, CompleteOutcome, CreateOutcome, Fired, InstanceRow,

@@ -46,6 +46,8 @@ pub struct Append {
     pub custom_status: Option<String>,
     /// Child orchestrations to start.
     pub children: Vec<ChildStart>,
+    /// Operations sent to entities.
+    pub entity_ops: Vec<super::EntityOp>,
     /// The run's end: status plus output or failure. Pending work is dropped with it.
     pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
 }
@@ -75,6 +77,8 @@ pub struct Appended {
     /// Instances to wake: children started, a parent told that its child ended, or the
     /// instance itself when a child could not start (its handle failed in this commit).
     pub wake: Vec<InstanceId>,
+    /// Entities that were sent operations.
+    pub entities: Vec<super::EntityKey>,
 }
 
 /// What recording an activity's result did.
@@ -394,6 +398,17 @@ impl Store {
                     appended.wake.push(child.id.clone());
                 }
             }
+            if !append.entity_ops.is_empty() {
+                let generation: u32 = c
+                    .prepare_cached("SELECT generation FROM instances WHERE id = ?1")?
+                    .query_row([id.as_str()], |r| r.get(0))?;
+                for op in &append.entity_ops {
+                    super::entities::enqueue(c, op, Some((&id, generation)), now)?;
+                    if !appended.entities.contains(&op.entity) {
+                        appended.entities.push(op.entity.clone());
+                    }
+                }
+            }
             {
                 let mut ins = c.prepare_cached(
                     "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt, retry)
@@ -455,12 +470,14 @@ impl Store {
     /// Ends the current run by continuing as new: commits the run's last `events` and a
     /// `continued_as_new`, archives the history as a generation, and starts the next run with a
     /// `started` event (input `input`) followed by the events no wait took, in the order they
-    /// arrived (also those that arrived while the run was ending). Refused (`Ok(false)`) if
+    /// arrived (also those that arrived while the run was ending); operations the run sent to
+    /// entities are sent. Refused (`Ok(false)`) if
     /// the instance has ended meanwhile.
     pub async fn continue_as_new(
         &self,
         id: InstanceId,
         events: Vec<HistoryEvent>,
+        entity_ops: Vec<super::EntityOp>,
         input: String,
         seed: u64,
         now: Millis,
@@ -479,6 +496,9 @@ impl Store {
                 generation,
             });
             append_events(c, &id, &events, now)?;
+            for op in &entity_ops {
+                super::entities::enqueue(c, op, Some((&id, generation)), now)?;
+            }
             let carried = {
                 let mut q = c.prepare_cached(
                     "SELECT seq, recorded_at, event FROM history WHERE instance_id = ?1 ORDER BY seq",
@@ -1049,6 +1069,70 @@ mod tests {
             store.append(id, late, 13).await.unwrap(),
             None,
             "nothing after the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
+        use crate::store::{AppliedOp, EntityKey, EntityOp};
+        let (_d, store, id) = store().await;
+        let entity = EntityKey {
+            name: "counter".into(),
+            key: "k".into(),
+        };
+        let call = EntityOp {
+            entity: entity.clone(),
+            operation: "add".into(),
+            input: "2".into(),
+            reply: Some(0),
+        };
+        let append = Append {
+            events: vec![HistoryEvent::EntityCalled {
+                pos: 0,
+                name: "counter".into(),
+                key: "k".into(),
+                operation: "add".into(),
+                input: "2".into(),
+            }],
+            entity_ops: vec![call],
+            ..Append::default()
+        };
+        let appended = store.append(id.clone(), append, 1).await.unwrap().unwrap();
+        assert_eq!(appended.entities, vec![entity.clone()]);
+        let op = store.next_entity_op(entity.clone()).await.unwrap().unwrap();
+        assert_eq!((op.operation.as_str(), op.state), ("add", None));
+        let done = AppliedOp::Done {
+            state: Some("2".into()),
+            output: "2".into(),
+        };
+        let caller = store
+            .finish_entity_op(entity.clone(), op.id, done.clone(), 2)
+            .await
+            .unwrap();
+        assert_eq!(caller, Some(id.clone()));
+        // Stored again (say, by a second worker): nothing changes.
+        let again = store
+            .finish_entity_op(entity.clone(), op.id, done, 3)
+            .await
+            .unwrap();
+        assert_eq!(again, None);
+        assert!(
+            store
+                .next_entity_op(entity.clone())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let row = store.entity(entity.clone()).await.unwrap().unwrap();
+        assert_eq!((row.state.as_deref(), row.operations), (Some("2"), 1));
+        assert_eq!(store.entity_log(entity, 0, 10).await.unwrap().len(), 1);
+        let history = store.history(id, 0).await.unwrap();
+        assert_eq!(
+            history.last().unwrap().event,
+            HistoryEvent::EntityCallCompleted {
+                handle: 0,
+                output: "2".into()
+            }
         );
     }
 

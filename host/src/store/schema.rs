@@ -98,6 +98,50 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (instance_id, generation, seq)
     ) STRICT;
     "#,
+    // 6: entities: their state, the operations sent and not yet applied, the operation log.
+    r#"
+    CREATE TABLE entities (
+        name       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        -- NULL: the entity has no state (never set, or deleted by an operation).
+        state      TEXT,
+        operations INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (name, key)
+    ) STRICT;
+
+    -- Operations sent and not yet applied; ids give the order they apply in.
+    CREATE TABLE entity_inbox (
+        id                INTEGER PRIMARY KEY,
+        name              TEXT NOT NULL,
+        key               TEXT NOT NULL,
+        operation         TEXT NOT NULL,
+        input             TEXT NOT NULL,
+        -- The sending instance (NULL: sent over HTTP), its run, and for a call the handle
+        -- the output completes.
+        source_id         TEXT,
+        source_generation INTEGER,
+        reply_pos         INTEGER,
+        sent_at           INTEGER NOT NULL
+    ) STRICT;
+    -- Serves: the oldest operation of one entity; entities with work after a restart.
+    CREATE INDEX entity_inbox_by_entity ON entity_inbox(name, key, id);
+
+    -- Append-only: every operation applied, with its output or error.
+    CREATE TABLE entity_log (
+        name       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        applied_at INTEGER NOT NULL,
+        operation  TEXT NOT NULL,
+        input      TEXT NOT NULL,
+        output     TEXT,
+        error      TEXT,
+        source_id  TEXT,
+        PRIMARY KEY (name, key, seq)
+    ) STRICT;
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
