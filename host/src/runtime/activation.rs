@@ -336,6 +336,35 @@ impl Activation {
         self.pos += 1;
     }
 
+    /// Records an entity signal (no `reply`) or call (`reply` is this position, the handle) and,
+    /// when live, sends the operation with the activation's commit. The call's position.
+    fn send_entity_op(&mut self, op: EntityOp) -> wasmtime::Result<Pos> {
+        let pos = self.pos;
+        let (name, key) = (op.entity.name.clone(), op.entity.key.clone());
+        let (operation, input) = (op.operation.clone(), op.input.clone());
+        let event = match op.reply {
+            None => HistoryEvent::EntitySignalled {
+                pos,
+                name,
+                key,
+                operation,
+                input,
+            },
+            Some(_) => HistoryEvent::EntityCalled {
+                pos,
+                name,
+                key,
+                operation,
+                input,
+            },
+        };
+        if self.step(&event)?.is_none() {
+            self.record(event);
+            self.pending.entity_ops.push(op);
+        }
+        Ok(pos)
+    }
+
     /// A value derived from the instance's seed and a position: replays need not store it,
     /// but it is recorded anyway so the history reads on its own.
     fn derived(&self, pos: Pos) -> [u8; 32] {
@@ -614,24 +643,13 @@ impl orchestration_context::Host for GuestState<Activation> {
         operation: String,
         input: String,
     ) -> wasmtime::Result<()> {
-        let a = &mut self.ctx;
-        let event = HistoryEvent::EntitySignalled {
-            pos: a.pos,
-            name: name.clone(),
-            key: key.clone(),
-            operation: operation.clone(),
-            input: input.clone(),
+        let op = EntityOp {
+            entity: EntityKey { name, key },
+            operation,
+            input,
+            reply: None,
         };
-        if a.step(&event)?.is_none() {
-            a.record(event);
-            a.pending.entity_ops.push(EntityOp {
-                entity: EntityKey { name, key },
-                operation,
-                input,
-                reply: None,
-            });
-        }
-        Ok(())
+        self.ctx.send_entity_op(op).map(|_| ())
     }
 
     async fn call_entity(
@@ -641,25 +659,13 @@ impl orchestration_context::Host for GuestState<Activation> {
         operation: String,
         input: String,
     ) -> wasmtime::Result<u32> {
-        let a = &mut self.ctx;
-        let pos = a.pos;
-        let event = HistoryEvent::EntityCalled {
-            pos,
-            name: name.clone(),
-            key: key.clone(),
-            operation: operation.clone(),
-            input: input.clone(),
+        let op = EntityOp {
+            entity: EntityKey { name, key },
+            operation,
+            input,
+            reply: Some(self.ctx.pos),
         };
-        if a.step(&event)?.is_none() {
-            a.record(event);
-            a.pending.entity_ops.push(EntityOp {
-                entity: EntityKey { name, key },
-                operation,
-                input,
-                reply: Some(pos),
-            });
-        }
-        Ok(pos)
+        self.ctx.send_entity_op(op)
     }
 
     async fn callback_url(&mut self, event: String, ttl_ms: u64) -> wasmtime::Result<String> {
