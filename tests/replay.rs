@@ -76,7 +76,7 @@ async fn replaying_against_changed_code_fails_with_the_divergent_position() {
     assert_eq!(status["runtimeStatus"], "Failed", "{status}");
     let message = status["failure"]["message"].as_str().unwrap();
     assert!(
-        message.contains("nondeterminism at position 0"),
+        message.contains("nondeterminism: at position 0"),
         "{message}"
     );
     assert!(
@@ -102,6 +102,7 @@ async fn orchestrations_see_no_environment_files_or_network() {
     let seen = &status["output"];
     assert_eq!(seen["env"], json!([]), "no environment: {seen}");
     assert!(seen["file"]["Err"].is_string(), "no filesystem: {seen}");
+    assert!(seen["socket"]["Err"].is_string(), "no sockets: {seen}");
     let http = seen["http"]["Err"].as_str().unwrap_or_default();
     assert!(
         http.contains("HttpRequestDenied"),

@@ -76,6 +76,8 @@ enum Command {
         /// The largest request body accepted, in bytes (larger ones get 413).
         #[arg(long, default_value_t = api::MAX_BODY)]
         max_body: usize,
+        #[command(flatten)]
+        limits: GuestLimits,
     },
     /// Starts an orchestration; prints its id.
     Start {
@@ -170,6 +172,28 @@ enum Command {
     },
 }
 
+/// What one guest may use; going past a limit fails the instance (or the activity attempt, or
+/// the entity operation) with a failure of that kind.
+#[derive(clap::Args)]
+struct GuestLimits {
+    /// Seconds an orchestration or entity operation may run without waiting
+    /// (`deadline_exceeded`).
+    #[arg(long, default_value_t = 10.0)]
+    activation_deadline: f64,
+    /// Seconds one activity attempt may take (`timeout`; retried by its policy).
+    #[arg(long, default_value_t = 300.0)]
+    activity_timeout: f64,
+    /// MiB of linear memory one guest may use (`memory_limit`).
+    #[arg(long, default_value_t = 64)]
+    max_memory: usize,
+    /// Events one run's history may hold (`history_limit`).
+    #[arg(long, default_value_t = 100_000)]
+    max_history: usize,
+    /// Bytes of one input, output, custom status or entity state (`payload_too_large`).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_payload: usize,
+}
+
 #[derive(Subcommand)]
 enum EntityCommand {
     /// Prints an entity's state (as JSON).
@@ -250,10 +274,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             synchronous,
             max_body,
+            limits,
         } => {
             serve(ServeArgs {
                 max_hot,
                 max_body,
+                limits,
                 db,
                 listen,
                 components,
@@ -628,11 +654,27 @@ struct ServeArgs {
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
+    limits: GuestLimits,
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout >= 0.0) {
         bail!("--idle-timeout must be a number of seconds, 0 or more");
+    }
+    let l = &args.limits;
+    for (flag, secs) in [
+        ("--activation-deadline", l.activation_deadline),
+        ("--activity-timeout", l.activity_timeout),
+    ] {
+        if !(secs.is_finite() && (0.01..=1e9).contains(&secs)) {
+            bail!("{flag} must be a number of seconds from 0.01 to 1e9");
+        }
+    }
+    if !(1..=4096).contains(&l.max_memory) {
+        bail!("--max-memory must be from 1 to 4096 (MiB)");
+    }
+    if l.max_history < 10 || l.max_payload < 1024 {
+        bail!("--max-history must be at least 10 and --max-payload at least 1024");
     }
     let store = Store::open(&args.db, args.synchronous)
         .with_context(|| format!("opening {}", args.db.display()))?;
@@ -677,11 +719,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_string();
+    let limits = &args.limits;
     let settings = Settings {
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         app_settings,
         public_url: public_url.clone(),
         max_hot: args.max_hot,
+        activation_deadline: Duration::from_secs_f64(limits.activation_deadline),
+        activity_timeout: Duration::from_secs_f64(limits.activity_timeout),
+        max_memory: limits.max_memory << 20,
+        max_history: limits.max_history,
+        max_payload: limits.max_payload,
     };
     let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;
     if let Some(dir) = &args.components {

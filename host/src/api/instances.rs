@@ -591,9 +591,31 @@ fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceSta
         created_time: rfc3339(i.created_at),
         last_updated_time: rfc3339(i.updated_at),
         component_digest: i.digest.to_string(),
-        failure: i.failure.clone().map(|message| Failure { message }),
+        failure: i.failure.clone().map(|message| Failure {
+            kind: failure_kind(i.status, &message),
+            message,
+        }),
         history_events: history.map(|h| h.iter().map(history_json).collect()),
         previous_runs: None,
+    }
+}
+
+/// The kind of a failure: `terminated`, or the one-word prefix of its message (`kind: text`),
+/// or `error`.
+fn failure_kind(status: RuntimeStatus, message: &str) -> String {
+    if status == RuntimeStatus::Terminated {
+        return "terminated".into();
+    }
+    match message.split_once(':') {
+        Some((kind, _))
+            if !kind.is_empty()
+                && kind
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+        {
+            kind.to_string()
+        }
+        _ => "error".into(),
     }
 }
 

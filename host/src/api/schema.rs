@@ -33,6 +33,11 @@ pub enum RuntimeStatus {
 /// Why an instance failed or was terminated.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Failure {
+    /// What kind of failure: `terminated`; one of weft's limits and checks
+    /// (`deadline_exceeded`, `memory_limit`, `history_limit`, `payload_too_large`, `trap`,
+    /// `nondeterminism`, `misuse`); or the kind the orchestration gave its error (the text
+    /// before the first `:` of a one-word prefix), else `error`.
+    pub kind: String,
     pub message: String,
 }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsageError {
     #[error(
-        "nondeterminism at position {pos}: the history records {recorded}, but the code now did {attempted}"
+        "nondeterminism: at position {pos} the history records {recorded}, but the code now did {attempted}"
     )]
     Nondeterminism {
         pos: Pos,
@@ -21,12 +21,34 @@ pub enum UsageError {
         "nondeterminism: the code finished after {made} calls, but the history records {recorded}"
     )]
     FinishedEarly { made: usize, recorded: usize },
-    #[error("await on unknown handle {0}")]
+    #[error("misuse: await on unknown handle {0}")]
     UnknownHandle(Pos),
-    #[error("await on cancelled handle {0}")]
+    #[error("misuse: await on cancelled handle {0}")]
     CancelledHandle(Pos),
-    #[error("await on an empty list of handles")]
+    #[error("misuse: await on an empty list of handles")]
     EmptyAwait,
+    #[error("history_limit: the run's history reached {0} events")]
+    HistoryLimit(usize),
+    #[error("payload_too_large: {what} is {size} bytes, over the {max}-byte limit")]
+    PayloadTooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+    },
+}
+
+impl UsageError {
+    /// A `payload_too_large` misuse if `payload` is over `max` bytes.
+    pub fn check_size(what: &'static str, payload: &str, max: usize) -> Result<(), Self> {
+        if payload.len() > max {
+            return Err(Self::PayloadTooLarge {
+                what,
+                size: payload.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// What an `await-any` resolves to.
@@ -572,7 +594,7 @@ mod tests {
             retry: None,
         };
         let err = s.step(0, &other).unwrap_err().to_string();
-        assert!(err.contains("position 0"), "{err}");
+        assert!(err.contains("nondeterminism: at position 0"), "{err}");
         assert!(err.contains("'send'") && err.contains("'shout'"), "{err}");
     }
 

@@ -7,13 +7,17 @@
 
 use super::Runtime;
 use crate::history::RuntimeStatus;
-use crate::history::{Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step};
+use crate::history::{
+    Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step, UsageError,
+};
 use crate::store::{ActivityWork, Append, ChildStart, EntityKey, EntityOp, ScheduledActivity};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
 use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
-use crate::wasm::{GuestState, HttpPolicy, OrchestrationClock, orchestration_wasi};
+use crate::wasm::{
+    GuestState, HttpPolicy, Limits, OrchestrationClock, new_store, orchestration_wasi, trap_message,
+};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -148,12 +152,15 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
         mailbox,
         seen,
     };
+    let settings = &rt.inner.settings;
+    let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
     let state = GuestState::new(
         orchestration_wasi(&clock, seed),
         HttpPolicy::Deny,
+        limits,
         activation,
     );
-    let mut store = wasmtime::Store::new(rt.engine(), state);
+    let mut store = new_store(rt.engine(), state);
     let result = match loaded.orchestration.instantiate_async(&mut store).await {
         Ok(instance) => {
             instance
@@ -180,7 +187,7 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
             Err(trap) => {
                 let message = match trap.downcast_ref::<crate::history::UsageError>() {
                     Some(usage) => usage.to_string(),
-                    None => format!("the orchestration trapped: {trap:?}"),
+                    None => trap_message("orchestration", &trap),
                 };
                 activation.fail(message).await
             }
@@ -222,6 +229,12 @@ impl Activation {
         }
         if let Some(input) = self.run.continue_as_new().map(str::to_string) {
             return self.continue_as_new(input).await;
+        }
+        let max = self.rt.inner.settings.max_payload;
+        if let Ok(out) | Err(out) = &output
+            && let Err(e) = UsageError::check_size("the orchestration's output", out, max)
+        {
+            return self.fail(e.to_string()).await;
         }
         let (event, end) = match output {
             Ok(output) => (
@@ -329,11 +342,21 @@ impl Activation {
         }
     }
 
-    /// Records a live call.
-    fn record(&mut self, event: HistoryEvent) {
+    /// Records a live call, unless the history is full.
+    fn record(&mut self, event: HistoryEvent) -> Result<(), UsageError> {
+        let max = self.rt.inner.settings.max_history;
+        if self.seen as usize + 1 + self.pending.events.len() >= max {
+            return Err(UsageError::HistoryLimit(max));
+        }
         self.run.record_call(&event);
         self.pending.events.push(event);
         self.pos += 1;
+        Ok(())
+    }
+
+    /// A `payload_too_large` misuse if `payload` is over the limit.
+    fn check_size(&self, what: &'static str, payload: &str) -> Result<(), UsageError> {
+        UsageError::check_size(what, payload, self.rt.inner.settings.max_payload)
     }
 
     /// Records an entity signal (no `reply`) or call (`reply` is this position, the handle) and,
@@ -359,7 +382,8 @@ impl Activation {
             },
         };
         if self.step(&event)?.is_none() {
-            self.record(event);
+            self.check_size("an entity operation's input", &op.input)?;
+            self.record(event)?;
             self.pending.entity_ops.push(op);
         }
         Ok(pos)
@@ -474,7 +498,7 @@ impl orchestration_context::Host for GuestState<Activation> {
             Some(_) => unreachable!("step matched the kind"),
             None => {
                 let value = a.rt.now().max(a.clock.now());
-                a.record(HistoryEvent::Now { pos, value });
+                a.record(HistoryEvent::Now { pos, value })?;
                 value
             }
         };
@@ -500,7 +524,7 @@ impl orchestration_context::Host for GuestState<Activation> {
                 a.record(HistoryEvent::Guid {
                     pos,
                     value: value.clone(),
-                });
+                })?;
                 Ok(value)
             }
         }
@@ -514,7 +538,7 @@ impl orchestration_context::Host for GuestState<Activation> {
             Some(_) => unreachable!("step matched the kind"),
             None => {
                 let value = u64::from_le_bytes(a.derived(pos)[..8].try_into().expect("8 bytes"));
-                a.record(HistoryEvent::Random { pos, value });
+                a.record(HistoryEvent::Random { pos, value })?;
                 Ok(value)
             }
         }
@@ -538,7 +562,8 @@ impl orchestration_context::Host for GuestState<Activation> {
             status: status.clone(),
         };
         if a.step(&event)?.is_none() {
-            a.record(event);
+            a.check_size("the custom status", &status)?;
+            a.record(event)?;
             a.pending.custom_status = Some(status);
         }
         Ok(())
@@ -566,7 +591,8 @@ impl orchestration_context::Host for GuestState<Activation> {
             retry: retry.clone(),
         };
         if a.step(&event)?.is_none() {
-            a.record(event);
+            a.check_size("an activity's input", &input)?;
+            a.record(event)?;
             a.pending.activities.push(ScheduledActivity {
                 pos,
                 name,
@@ -593,6 +619,7 @@ impl orchestration_context::Host for GuestState<Activation> {
             input: input.clone(),
         };
         if a.step(&event)?.is_none() {
+            a.check_size("a child orchestration's input", &input)?;
             let id: InstanceId = child
                 .parse()
                 .map_err(|e: crate::history::InvalidId| wasmtime::Error::msg(e.to_string()))?;
@@ -604,7 +631,7 @@ impl orchestration_context::Host for GuestState<Activation> {
                 seed: super::seed_for(&id, now),
                 at: now,
             });
-            a.record(event);
+            a.record(event)?;
             a.pending.children.push(ChildStart {
                 pos,
                 id,
@@ -620,7 +647,7 @@ impl orchestration_context::Host for GuestState<Activation> {
         let pos = a.pos;
         let event = HistoryEvent::TimerCreated { pos, fire_at };
         if a.step(&event)?.is_none() {
-            a.record(event);
+            a.record(event)?;
             a.pending.timers.push((pos, fire_at));
         }
         Ok(pos)
@@ -631,7 +658,7 @@ impl orchestration_context::Host for GuestState<Activation> {
         let pos = a.pos;
         let event = HistoryEvent::EventWaitCreated { pos, name };
         if a.step(&event)?.is_none() {
-            a.record(event);
+            a.record(event)?;
         }
         Ok(pos)
     }
@@ -689,7 +716,7 @@ impl orchestration_context::Host for GuestState<Activation> {
                     event,
                     expires_at,
                     url: url.clone(),
-                });
+                })?;
                 Ok(url)
             }
         }
@@ -699,7 +726,10 @@ impl orchestration_context::Host for GuestState<Activation> {
         let a = &mut self.ctx;
         let event = HistoryEvent::ContinueAsNewRequested { pos: a.pos, input };
         if a.step(&event)?.is_none() {
-            a.record(event);
+            if let HistoryEvent::ContinueAsNewRequested { input, .. } = &event {
+                a.check_size("the next run's input", input)?;
+            }
+            a.record(event)?;
         }
         Ok(())
     }
@@ -712,7 +742,7 @@ impl orchestration_context::Host for GuestState<Activation> {
             if a.run.is_timer(handle) {
                 a.pending.cancel_timers.push(handle);
             }
-            a.record(event);
+            a.record(event)?;
         }
         Ok(())
     }
@@ -753,11 +783,13 @@ impl orchestration_context::Host for GuestState<Activation> {
                     completion: r.completion.clone(),
                     arrival: r.arrival,
                     at,
-                });
+                })?;
                 return Ok((r.winner, to_wit(r.completion)));
             }
             a.flush().await?;
             a.wait_for_news().await?;
+            // Time spent waiting is not running time.
+            self.limits.waited();
         }
     }
 }

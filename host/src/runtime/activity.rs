@@ -8,7 +8,7 @@ use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
 use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
-use crate::wasm::{GuestState, HttpPolicy, activity_wasi};
+use crate::wasm::{GuestState, HttpPolicy, Limits, activity_wasi, new_store, trap_message};
 
 /// The activity side of a wasm store.
 pub struct ActivityCall {
@@ -62,21 +62,42 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
         idempotency_key: format!("{}/{}", work.instance, work.pos),
         attempt: work.attempt,
     };
+    let settings = &rt.inner.settings;
+    // The attempt's timeout bounds it; the guest still yields every tick so it can fire.
+    let limits = Limits::new(None, settings.max_memory);
     let state = GuestState::new(
-        activity_wasi(&rt.inner.settings.app_settings),
+        activity_wasi(&settings.app_settings),
         HttpPolicy::Allow,
+        limits,
         call,
     );
-    let mut store = wasmtime::Store::new(rt.engine(), state);
-    let instance = instantiate(&loaded, &mut store).await?;
-    match instance
-        .weft_workflow_activities()
-        .call_execute(&mut store, &work.name, &work.input)
+    let mut store = new_store(rt.engine(), state);
+    let attempt = async {
+        let instance = instantiate(&loaded, &mut store).await?;
+        match instance
+            .weft_workflow_activities()
+            .call_execute(&mut store, &work.name, &work.input)
+            .await
+        {
+            Ok(result) => result,
+            Err(trap) => Err(trap_message("activity", &trap)),
+        }
+    };
+    let output = tokio::time::timeout(settings.activity_timeout, attempt)
         .await
-    {
-        Ok(result) => result,
-        Err(trap) => Err(format!("the activity trapped: {trap:?}")),
-    }
+        .map_err(|_| {
+            format!(
+                "timeout: the activity did not finish within {:?}",
+                settings.activity_timeout
+            )
+        })??;
+    check_payload("the activity's output", &output, settings.max_payload)?;
+    Ok(output)
+}
+
+/// A `payload_too_large` failure if `payload` is over `max` bytes.
+pub(super) fn check_payload(what: &'static str, payload: &str, max: usize) -> Result<(), String> {
+    crate::history::UsageError::check_size(what, payload, max).map_err(|e| e.to_string())
 }
 
 /// A fresh instance of a component for an activity or an entity operation; when every slot of

@@ -4,11 +4,11 @@ use super::activation::Activation;
 use super::activity::ActivityCall;
 use crate::history::ComponentDigest;
 use crate::wasm::bindings::WorkflowPre;
-use crate::wasm::{self, Compiler, ComponentError, GuestState, HttpPolicy};
+use crate::wasm::{self, Compiler, ComponentError, GuestState, HttpPolicy, Limits};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use wasmtime::Store;
+use std::time::Duration;
 use wasmtime::component::Linker;
 
 /// A compiled, linked component ready to instantiate.
@@ -39,11 +39,17 @@ pub(super) struct Components {
     names: Mutex<HashMap<String, ComponentDigest>>,
     /// Entity name → the digest whose code applies its operations (the newest registered).
     entity_names: Mutex<HashMap<String, ComponentDigest>>,
+    /// The most linear memory a guest may use.
+    max_memory: usize,
 }
 
 impl Components {
-    pub fn new(cache_dir: Option<PathBuf>, instances: u32) -> Result<Self, ComponentError> {
-        let engine = wasm::engine(instances)?;
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        instances: u32,
+        max_memory: usize,
+    ) -> Result<Self, ComponentError> {
+        let engine = wasm::engine(instances, max_memory)?;
         let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
         Ok(Self {
             orchestration_linker: wasm::linker(&engine).map_err(link)?,
@@ -52,6 +58,7 @@ impl Components {
             loaded: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             entity_names: Mutex::new(HashMap::new()),
+            max_memory,
         })
     }
 
@@ -116,12 +123,15 @@ impl Components {
         pre: &WorkflowPre<GuestState<ActivityCall>>,
     ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ComponentError> {
         let describe = |e: wasmtime::Error| ComponentError::Describe(format!("{e:#}"));
+        // Answering with its names takes a component no time: a second is plenty.
+        let limits = Limits::new(Some(Duration::from_secs(1)), self.max_memory);
         let state = GuestState::new(
             wasm::activity_wasi(&[]),
             HttpPolicy::Deny,
+            limits,
             ActivityCall::introspection(),
         );
-        let mut store = Store::new(self.engine(), state);
+        let mut store = wasm::new_store(self.engine(), state);
         let instance = pre.instantiate_async(&mut store).await.map_err(describe)?;
         let orchestrations = instance
             .weft_workflow_orchestrations()

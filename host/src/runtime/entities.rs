@@ -6,8 +6,9 @@
 
 use super::Runtime;
 use super::activity::ActivityCall;
+use super::activity::check_payload;
 use crate::store::{AppliedOp, EntityKey, NextOp};
-use crate::wasm::{GuestState, HttpPolicy, activity_wasi};
+use crate::wasm::{GuestState, HttpPolicy, Limits, activity_wasi, new_store, trap_message};
 use std::time::Duration;
 
 /// Whether an entity's worker must look at its inbox again before it stops.
@@ -102,12 +103,15 @@ impl Runtime {
             Err(e) => return AppliedOp::Failed(format!("cannot load component: {e}")),
         };
         // Entities see no network and no environment: an operation only computes a new state.
+        let settings = &self.inner.settings;
+        let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
         let state = GuestState::new(
             activity_wasi(&[]),
             HttpPolicy::Deny,
+            limits,
             ActivityCall::introspection(),
         );
-        let mut store = wasmtime::Store::new(self.engine(), state);
+        let mut store = new_store(self.engine(), state);
         let instance = match super::activity::instantiate(&loaded, &mut store).await {
             Ok(i) => i,
             Err(e) => return AppliedOp::Failed(e),
@@ -124,12 +128,21 @@ impl Runtime {
             )
             .await;
         match result {
-            Ok(Ok(outcome)) => AppliedOp::Done {
-                state: outcome.state,
-                output: outcome.output,
-            },
+            Ok(Ok(outcome)) => {
+                let max = settings.max_payload;
+                let sizes = check_payload("the operation's output", &outcome.output, max).and(
+                    check_payload("the state", outcome.state.as_deref().unwrap_or(""), max),
+                );
+                match sizes {
+                    Ok(()) => AppliedOp::Done {
+                        state: outcome.state,
+                        output: outcome.output,
+                    },
+                    Err(e) => AppliedOp::Failed(e),
+                }
+            }
             Ok(Err(error)) => AppliedOp::Failed(error),
-            Err(trap) => AppliedOp::Failed(format!("the entity trapped: {trap:?}")),
+            Err(trap) => AppliedOp::Failed(trap_message("entity operation", &trap)),
         }
     }
 }

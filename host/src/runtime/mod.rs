@@ -39,6 +39,16 @@ pub struct Settings {
     pub public_url: String,
     /// At most this many instances stay in memory while they wait; more are evicted at once.
     pub max_hot: usize,
+    /// How long an orchestration (or an entity operation) may run without waiting.
+    pub activation_deadline: Duration,
+    /// How long one attempt of an activity may take; then it fails (and may be retried).
+    pub activity_timeout: Duration,
+    /// The most linear memory one guest may use, in bytes.
+    pub max_memory: usize,
+    /// The most events one run's history may hold.
+    pub max_history: usize,
+    /// The largest payload (input, output, state) an orchestration or activity may produce.
+    pub max_payload: usize,
 }
 
 impl Default for Settings {
@@ -48,6 +58,11 @@ impl Default for Settings {
             app_settings: Vec::new(),
             public_url: "http://127.0.0.1:8080".into(),
             max_hot: 1_000,
+            activation_deadline: Duration::from_secs(10),
+            activity_timeout: Duration::from_secs(300),
+            max_memory: crate::wasm::MAX_GUEST_MEMORY,
+            max_history: 100_000,
+            max_payload: 1 << 20,
         }
     }
 }
@@ -72,11 +87,8 @@ pub enum RuntimeError {
     Conflict(InstanceId),
     #[error("the clock cannot be moved: weft runs on wall time (start it with --manual-clock)")]
     ClockNotManual,
-    #[error("{path}: {source}")]
-    ComponentFile {
-        path: String,
-        source: ComponentError,
-    },
+    #[error("{path}: {error}")]
+    ComponentFile { path: String, error: ComponentError },
     #[error(transparent)]
     Component(#[from] ComponentError),
     #[error("component {0} is not in the database")]
@@ -134,7 +146,7 @@ impl Runtime {
         // Room for every hot instance, plus activities and instances on their way in or out.
         let pool =
             u32::try_from(settings.max_hot.saturating_add(1_000).max(2_000)).unwrap_or(u32::MAX);
-        let components = components::Components::new(cache_dir, pool)?;
+        let components = components::Components::new(cache_dir, pool, settings.max_memory)?;
         let fresh = [
             *uuid::Uuid::new_v4().as_bytes(),
             *uuid::Uuid::new_v4().as_bytes(),
@@ -189,9 +201,9 @@ impl Runtime {
                 source: e,
             })?;
             let r = self.register(bytes).await.map_err(|e| match e {
-                RuntimeError::Component(source) => RuntimeError::ComponentFile {
+                RuntimeError::Component(error) => RuntimeError::ComponentFile {
                     path: path.display().to_string(),
-                    source,
+                    error,
                 },
                 other => other,
             })?;

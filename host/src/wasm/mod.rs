@@ -2,8 +2,10 @@
 //! flavours (deterministic for orchestrations, real for activities).
 
 pub mod bindings;
+mod limits;
 mod wasi;
 
+pub use limits::{GuestLimit, Limits, trap_message};
 pub use wasi::{OrchestrationClock, activity_wasi, orchestration_wasi};
 
 use bindings::weft::workflow::{activity_context, orchestration_context, types};
@@ -27,21 +29,23 @@ pub enum ComponentError {
     Describe(String),
 }
 
-/// The most memory one guest may use.
+/// The most memory one guest may use, by default.
 pub const MAX_GUEST_MEMORY: usize = 64 << 20;
 
 /// The engine every component of this process runs on, made on first use. Instances come
 /// from a pool sized then for `instances` live at once (hot orchestrations plus running
-/// activities): no mapping and unmapping of memory per instance. One engine per process keeps
-/// the pool's reservations (and the kernel's count of mappings) bounded however many runtimes
-/// the process holds.
-pub fn engine(instances: u32) -> Result<Engine, ComponentError> {
+/// activities), each with room for `max_memory` bytes of linear memory: no mapping and
+/// unmapping of memory per instance. One engine per process keeps the pool's reservations (and
+/// the kernel's count of mappings) bounded however many runtimes the process holds. A thread
+/// moves the engine's epoch on every [`limits::TICK`]: guests count their running time in it.
+pub fn engine(instances: u32, max_memory: usize) -> Result<Engine, ComponentError> {
     static ENGINE: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
     if let Some(e) = ENGINE.get() {
         return Ok(e.clone());
     }
     let mut config = Config::new();
     config.wasm_component_model(true);
+    config.epoch_interruption(true);
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     // A Rust component holds a handful of core instances, memories and tables.
     pool.total_component_instances(instances)
@@ -49,12 +53,36 @@ pub fn engine(instances: u32) -> Result<Engine, ComponentError> {
         .total_memories(instances.saturating_mul(2))
         .total_tables(instances.saturating_mul(4))
         .total_stacks(instances)
-        .max_memory_size(MAX_GUEST_MEMORY)
+        .max_memory_size(max_memory)
         .decommit_batch_size(64);
-    config.memory_reservation(MAX_GUEST_MEMORY as u64);
+    config.memory_reservation(max_memory as u64);
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config).map_err(|e| ComponentError::Engine(format!("{e:#}")))?;
-    Ok(ENGINE.get_or_init(|| engine).clone())
+    let engine = ENGINE.get_or_init(|| engine).clone();
+    let ticker = engine.weak();
+    std::thread::Builder::new()
+        .name("weft-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(limits::TICK);
+            }
+        })
+        .map_err(|e| ComponentError::Engine(e.to_string()))?;
+    Ok(engine)
+}
+
+/// A wasm store for one guest call, held to `limits`.
+pub fn new_store<C: Send + 'static>(
+    engine: &Engine,
+    state: GuestState<C>,
+) -> wasmtime::Store<GuestState<C>> {
+    let mut store = wasmtime::Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.epoch_deadline_callback(|mut s| s.data_mut().limits.tick());
+    store.set_epoch_deadline(1);
+    store
 }
 
 /// Whether an instantiation failed only because the pool is full for now.
@@ -185,16 +213,18 @@ pub struct GuestState<C> {
     pub table: ResourceTable,
     pub http: WasiHttpCtx,
     pub http_policy: HttpPolicy,
+    pub limits: Limits,
     pub ctx: C,
 }
 
 impl<C> GuestState<C> {
-    pub fn new(wasi: WasiCtx, http_policy: HttpPolicy, ctx: C) -> Self {
+    pub fn new(wasi: WasiCtx, http_policy: HttpPolicy, limits: Limits, ctx: C) -> Self {
         Self {
             wasi,
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
             http_policy,
+            limits,
             ctx,
         }
     }
