@@ -165,6 +165,22 @@ enum Command {
         #[command(subcommand)]
         command: ClockCommand,
     },
+    /// Deploys a component: new instances of its orchestrations start on it.
+    Deploy {
+        /// The `.wasm` file.
+        file: PathBuf,
+        /// Deploy nothing: replay the running instances of its orchestrations against it and
+        /// say which would diverge (exit 1 if any would).
+        #[arg(long)]
+        check: bool,
+    },
+    /// Moves a running instance to another deployed component, if its history replays there.
+    Upgrade {
+        id: String,
+        /// The component's digest (as `deploy` printed it).
+        #[arg(long)]
+        to: String,
+    },
     /// Looks at entities and sends them operations.
     Entity {
         #[command(subcommand)]
@@ -425,6 +441,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Entity { command } => entity_command(&client, command, json).await,
+        Command::Deploy { file, check } => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let query = if check { "?check=true" } else { "" };
+            let v = client
+                .post_bytes(&format!("/components{query}"), bytes)
+                .await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", v["digest"].as_str().unwrap_or_default());
+            }
+            let mut diverging = 0;
+            for c in v["checks"].as_array().into_iter().flatten() {
+                let id = c["instanceId"].as_str().unwrap_or_default();
+                match c["divergence"].as_str() {
+                    Some(d) => {
+                        diverging += 1;
+                        eprintln!("{id}: would diverge: {d}");
+                    }
+                    None if !json => println!("{id}: replays"),
+                    None => {}
+                }
+            }
+            if diverging > 0 {
+                bail!("{diverging} running instance(s) would diverge on this component");
+            }
+            Ok(())
+        }
+        Command::Upgrade { id, to } => {
+            let path = format!("/instances/{}/upgrade?to={}", segment(&id), segment(&to));
+            let v = client.post(&path, &serde_json::Value::Null).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{} moved from {} to {}",
+                    id,
+                    v["from"].as_str().unwrap_or_default(),
+                    v["to"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
         Command::Clock {
             command: ClockCommand::Advance { seconds },
         } => {
@@ -588,6 +648,16 @@ impl Client {
     ) -> anyhow::Result<serde_json::Value> {
         let url = format!("{}{path}", self.server);
         send(self.auth(self.http.post(url).json(body))).await
+    }
+
+    async fn post_bytes(&self, path: &str, body: Vec<u8>) -> anyhow::Result<serde_json::Value> {
+        let url = format!("{}{path}", self.server);
+        let request = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(body);
+        send(self.auth(request)).await
     }
 
     async fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {

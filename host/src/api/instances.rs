@@ -41,7 +41,7 @@ pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiErro
         .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
 }
 
-fn instance_id(s: &str) -> Result<InstanceId, ApiError> {
+pub(super) fn instance_id(s: &str) -> Result<InstanceId, ApiError> {
     s.parse()
         .map_err(|e: crate::history::InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
 }

@@ -1,6 +1,7 @@
 //! The HTTP API, shaped like the Durable Functions management API, described by the OpenAPI
 //! document at `/openapi.json` (generated from this code).
 
+mod components;
 mod entities;
 mod error;
 mod instances;
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/terminate", post(instances::terminate))
         .route("/instances/{id}/suspend", post(instances::suspend))
         .route("/instances/{id}/resume", post(instances::resume))
+        .route("/instances/{id}/upgrade", post(components::upgrade))
+        .route("/components", post(components::deploy))
         .route("/entities", get(entities::list_entities))
         .route(
             "/entities/{name}/{key}",
@@ -128,6 +131,10 @@ impl From<RuntimeError> for ApiError {
             UnknownOrchestration(_) => (StatusCode::NOT_FOUND, "unknown_orchestration"),
             NotFound(_) => (StatusCode::NOT_FOUND, "instance_not_found"),
             UnknownEntity(_) => (StatusCode::NOT_FOUND, "unknown_entity"),
+            MissingComponent(_) => (StatusCode::NOT_FOUND, "unknown_component"),
+            Component(_) => (StatusCode::BAD_REQUEST, "invalid_component"),
+            Diverges(_) => (StatusCode::CONFLICT, "replay_diverges"),
+            Busy(_) => (StatusCode::CONFLICT, "instance_busy"),
             EntityNotFound(_) => (StatusCode::NOT_FOUND, "entity_not_found"),
             Finished { .. } => (StatusCode::GONE, "instance_finished"),
             Conflict(_) => (StatusCode::CONFLICT, "instance_exists"),

@@ -181,6 +181,40 @@ pub struct EntityPurged {
     pub entities_deleted: u64,
 }
 
+/// A component deployed (or checked), with what it exports.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deployed {
+    /// The sha256 of the component's bytes.
+    pub digest: String,
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+    pub entities: Vec<String>,
+    /// With `check=true`: each running instance of its orchestrations, replayed against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<ReplayCheck>>,
+}
+
+/// Whether a running instance's history replays against a component.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplayCheck {
+    pub instance_id: String,
+    pub name: String,
+    pub compatible: bool,
+    /// Where the replay diverged: the position, the recorded call and the new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<String>,
+}
+
+/// An instance moved to another component.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Upgraded {
+    pub instance_id: String,
+    pub from: String,
+    pub to: String,
+}
+
 /// Every error: a stable code and a message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -265,6 +299,8 @@ impl Modify for BearerAuth {
         super::entities::entity_history,
         super::entities::signal_entity,
         super::entities::purge_entity,
+        super::components::deploy,
+        super::components::upgrade,
     ),
     modifiers(&BearerAuth, &InstanceLinks)
 )]

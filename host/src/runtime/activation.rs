@@ -5,7 +5,7 @@
 //! ends) they are committed in one write, and only then are activities dispatched and timers
 //! armed.
 
-use super::Runtime;
+use super::{Loaded, Runtime};
 use crate::history::RuntimeStatus;
 use crate::history::{
     Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step, UsageError,
@@ -38,6 +38,12 @@ enum Stop {
     /// The host is shutting down.
     #[error("shutting down")]
     Shutdown,
+    /// The instance was moved to another component: replay it there.
+    #[error("moved to another component")]
+    Moved,
+    /// A check replayed the whole history: the code made every recorded call.
+    #[error("the replay caught up with the history")]
+    CaughtUp,
 }
 
 /// The orchestration side of a wasm store: the run's state and what is not yet committed.
@@ -55,6 +61,8 @@ pub struct Activation {
     mailbox: mpsc::Receiver<()>,
     /// The last history position read from the store.
     seen: u64,
+    /// Only replay, to check the code against the history: stop at the first live call.
+    check_only: bool,
 }
 
 /// How an actor's activation ended.
@@ -103,19 +111,13 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
             return Exit::Retry(mailbox);
         }
     };
-    let Some(HistoryEvent::Started {
-        name,
-        input,
-        seed,
-        at,
-        ..
-    }) = history.first().map(|r| r.event.clone())
-    else {
+    let Some(start) = Start::of(&history) else {
         // Purged, or never created.
         return Exit::Done;
     };
     // The component the instance is pinned to now: the one it started on, unless it was
-    // moved since.
+    // moved since (a move asked before this activation is served by it).
+    rt.take_moved(id);
     let digest = match rt.store().instance(id.clone()).await {
         Ok(Some(row)) => row.digest,
         Ok(None) => return Exit::Done,
@@ -138,47 +140,19 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
     if run.recorded_calls() > 0 {
         tracing::info!(instance = %id, "replaying {} recorded calls", run.recorded_calls());
     }
-    let clock = OrchestrationClock::new(at);
-    let seen = run.last_seq().unwrap_or(0);
-    let activation = Activation {
-        rt: rt.clone(),
-        id: id.clone(),
-        run,
-        pos: 0,
-        pending: Append::default(),
-        clock: clock.clone(),
-        seed,
-        digest: digest.clone(),
-        mailbox,
-        seen,
-    };
-    let settings = &rt.inner.settings;
-    let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
-    let state = GuestState::new(
-        orchestration_wasi(&clock, seed),
-        HttpPolicy::Deny,
-        limits,
-        activation,
-    );
-    let mut store = new_store(rt.engine(), state);
-    let result = match loaded.orchestration.instantiate_async(&mut store).await {
-        Ok(instance) => {
-            instance
-                .weft_workflow_orchestrations()
-                .call_run(&mut store, &name, &input)
-                .await
-        }
-        Err(e) if crate::wasm::is_pool_exhausted(&e) => {
-            tracing::warn!(instance = %id, "no free instance slot; trying again shortly");
-            return Exit::Retry(store.into_data().ctx.mailbox);
-        }
-        Err(e) => Err(e),
-    };
-    let activation = store.into_data().ctx;
+    let (activation, result) = run_guest(rt, id, &loaded, start, run, mailbox, false).await;
+    if let Err(e) = &result
+        && crate::wasm::is_pool_exhausted(e)
+    {
+        tracing::warn!(instance = %id, "no free instance slot; trying again shortly");
+        return Exit::Retry(activation.mailbox);
+    }
     match result {
         Ok(output) => activation.finish(output).await,
         Err(trap) => match trap.downcast::<Stop>() {
             Ok(Stop::Idle) => Exit::Idle(activation.mailbox),
+            Ok(Stop::Moved) => Exit::Continue(activation.mailbox),
+            Ok(Stop::CaughtUp) => unreachable!("only a check stops when it catches up"),
             Ok(Stop::Ended | Stop::Shutdown) => Exit::Done,
             Ok(Stop::Store(e)) => {
                 tracing::error!(instance = %id, "activation dropped: {e}");
@@ -191,6 +165,125 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
                 };
                 activation.fail(message).await
             }
+        },
+    }
+}
+
+/// How a run started: from its `started` event.
+struct Start {
+    name: String,
+    input: String,
+    seed: u64,
+    at: crate::clock::Millis,
+}
+
+impl Start {
+    fn of(history: &[crate::history::Recorded]) -> Option<Self> {
+        match history.first().map(|r| &r.event) {
+            Some(HistoryEvent::Started {
+                name,
+                input,
+                seed,
+                at,
+                ..
+            }) => Some(Self {
+                name: name.clone(),
+                input: input.clone(),
+                seed: *seed,
+                at: *at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the orchestration of `start` in a fresh instance of `loaded`, replaying `run`; live
+/// after that, or (with `check_only`) stopping where the history ends. The activation as it
+/// was left, and what the guest returned.
+async fn run_guest(
+    rt: &Runtime,
+    id: &InstanceId,
+    loaded: &Loaded,
+    start: Start,
+    run: RunState,
+    mailbox: mpsc::Receiver<()>,
+    check_only: bool,
+) -> (Activation, wasmtime::Result<Result<String, String>>) {
+    let clock = OrchestrationClock::new(start.at);
+    let seen = run.last_seq().unwrap_or(0);
+    let activation = Activation {
+        rt: rt.clone(),
+        id: id.clone(),
+        run,
+        pos: 0,
+        pending: Append::default(),
+        clock: clock.clone(),
+        seed: start.seed,
+        digest: loaded.digest.clone(),
+        mailbox,
+        seen,
+        check_only,
+    };
+    let settings = &rt.inner.settings;
+    let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
+    let state = GuestState::new(
+        orchestration_wasi(&clock, start.seed),
+        HttpPolicy::Deny,
+        limits,
+        activation,
+    );
+    let mut store = new_store(rt.engine(), state);
+    let result = match loaded.orchestration.instantiate_async(&mut store).await {
+        Ok(instance) => {
+            instance
+                .weft_workflow_orchestrations()
+                .call_run(&mut store, &start.name, &start.input)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    (store.into_data().ctx, result)
+}
+
+/// Replays instance `id`'s history against `loaded` without recording anything: `Ok` with
+/// the history's next position if the code makes the recorded calls (it may go on further),
+/// or the first divergence.
+pub(super) async fn check_replay(
+    rt: &Runtime,
+    id: &InstanceId,
+    loaded: &Loaded,
+) -> Result<crate::history::Seq, String> {
+    let history = rt
+        .store()
+        .history(id.clone(), 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = Start::of(&history).ok_or_else(|| format!("instance '{id}' has no history"))?;
+    if !loaded.orchestrations.contains(&start.name) {
+        return Err(format!(
+            "misuse: the component does not export orchestration '{}'",
+            start.name
+        ));
+    }
+    let next = history.last().map_or(0, |r| r.seq + 1);
+    let run = RunState::from_history(&history);
+    let (activation, result) =
+        run_guest(rt, id, loaded, start, run, mpsc::channel(1).1, true).await;
+    match result {
+        Ok(_) if (activation.pos as usize) < activation.run.recorded_calls() => {
+            Err(UsageError::FinishedEarly {
+                made: activation.pos as usize,
+                recorded: activation.run.recorded_calls(),
+            }
+            .to_string())
+        }
+        Ok(_) => Ok(next),
+        Err(trap) => match trap.downcast_ref::<Stop>() {
+            Some(Stop::CaughtUp) => Ok(next),
+            _ => Err(match trap.downcast_ref::<UsageError>() {
+                Some(usage) => usage.to_string(),
+                None => trap_message("orchestration", &trap),
+            }),
         },
     }
 }
@@ -338,6 +431,7 @@ impl Activation {
                 self.pos += 1;
                 Ok(Some(recorded))
             }
+            Step::Live if self.check_only => Err(Stop::CaughtUp.into()),
             Step::Live => Ok(None),
         }
     }
@@ -457,6 +551,9 @@ impl Activation {
         };
         if !woken {
             return Err(Stop::Idle);
+        }
+        if self.rt.take_moved(&self.id) {
+            return Err(Stop::Moved);
         }
         let news = self
             .rt

@@ -10,10 +10,12 @@ mod activity;
 mod callbacks;
 mod components;
 mod entities;
+mod versions;
 
 pub use callbacks::CallbackError;
 
 pub use components::{Loaded, Registered};
+pub use versions::ReplayCheck;
 
 use crate::clock::{Clock, Millis};
 use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
@@ -91,8 +93,12 @@ pub enum RuntimeError {
     ComponentFile { path: String, error: ComponentError },
     #[error(transparent)]
     Component(#[from] ComponentError),
-    #[error("component {0} is not in the database")]
+    #[error("component {0} is not deployed")]
     MissingComponent(ComponentDigest),
+    #[error("{0}")]
+    Diverges(String),
+    #[error("instance '{0}' kept recording while it was checked; try again")]
+    Busy(InstanceId),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -124,6 +130,8 @@ struct Inner {
     finished: tokio::sync::broadcast::Sender<(InstanceId, RuntimeStatus)>,
     /// Entities whose worker runs, and whether it must look at the inbox again.
     entity_workers: Mutex<HashMap<EntityKey, entities::Again>>,
+    /// Instances moved to another component that their actor has not noticed yet.
+    moved: Mutex<std::collections::HashSet<InstanceId>>,
 }
 
 /// An instance's status, with its history when asked for.
@@ -165,6 +173,7 @@ impl Runtime {
                 signer,
                 finished: tokio::sync::broadcast::channel(1 << 16).0,
                 entity_workers: Mutex::new(HashMap::new()),
+                moved: Mutex::default(),
             }),
         })
     }
@@ -241,6 +250,7 @@ impl Runtime {
 
     /// Picks up work after a (re)start: pending activities, timers, unfinished instances.
     pub async fn recover(&self) -> Result<(), RuntimeError> {
+        self.publish_stored().await?;
         for work in self.inner.store.pending_activities().await? {
             self.dispatch_activity(work);
         }

@@ -312,6 +312,52 @@ impl Store {
         .await
     }
 
+    /// Whether a component is stored (deployed).
+    pub async fn has_component(&self, digest: ComponentDigest) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT 1 FROM components WHERE digest = ?1")?
+                    .exists([digest.as_str()])?,
+            )
+        })
+        .await
+    }
+
+    /// Every stored component, in the order they were first deployed.
+    pub async fn stored_components(&self) -> Result<Vec<(ComponentDigest, Vec<u8>)>, StoreError> {
+        self.read(|c| {
+            let mut q =
+                c.prepare("SELECT digest, bytes FROM components ORDER BY added_at, rowid")?;
+            let rows: Vec<(String, Vec<u8>)> = q
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(d, b)| Ok((d.parse().map_err(corrupt)?, b)))
+                .collect()
+        })
+        .await
+    }
+
+    /// Moves a running instance to component `digest`, if its history still ends before
+    /// `next_seq` (nothing was recorded since it was checked). Whether it moved.
+    pub async fn set_digest(
+        &self,
+        id: InstanceId,
+        digest: ComponentDigest,
+        next_seq: Seq,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let moved = exec(
+                c,
+                "UPDATE instances SET digest = ?2
+                 WHERE id = ?1 AND next_seq = ?3 AND status IN ('Pending', 'Running', 'Suspended')",
+                params![id.as_str(), digest.as_str(), next_seq as i64],
+            )?;
+            Ok(moved == 1)
+        })
+        .await
+    }
+
     /// A stored component's bytes.
     pub async fn component_bytes(
         &self,

@@ -1,0 +1,115 @@
+//! Component versions: deploy (or only check) a component, move an instance to another one.
+
+use super::instances::{path, query};
+use super::schema::{Deployed, ErrorBody, ReplayCheck as ApiCheck, Upgraded};
+use super::{ApiError, AppState};
+use crate::history::ComponentDigest;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub(super) struct DeployQuery {
+    #[serde(default)]
+    check: bool,
+}
+
+/// Deploys a component (the body is the `.wasm` file): new instances of its orchestrations
+/// start on it; running instances stay on theirs. With `check=true` nothing is deployed: the
+/// histories of the running instances of its orchestrations are replayed against it, and the
+/// answer says which would diverge, and where.
+#[utoipa::path(
+    post,
+    path = "/components",
+    security(("bearer" = [])),
+    params(("check" = Option<bool>, Query, description = "Only check the component against running instances")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    responses(
+        (status = 201, description = "Deployed", body = Deployed),
+        (status = 200, description = "Checked (with check=true); nothing deployed", body = Deployed),
+        (status = 400, description = "Not a component weft can run: the reason names what is wrong", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+    )
+)]
+pub(super) async fn deploy(
+    State(app): State<AppState>,
+    q: Result<Query<DeployQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let check = query(q)?.check;
+    let bytes = body.map_err(ApiError::from_body_rejection)?.to_vec();
+    if check {
+        let (r, checks) = app.runtime.check_component(bytes).await?;
+        let checks = checks
+            .into_iter()
+            .map(|c| ApiCheck {
+                instance_id: c.instance.to_string(),
+                name: c.name,
+                compatible: c.divergence.is_none(),
+                divergence: c.divergence,
+            })
+            .collect();
+        return Ok((StatusCode::OK, Json(deployed(r, Some(checks)))).into_response());
+    }
+    let r = app.runtime.deploy(bytes).await?;
+    Ok((StatusCode::CREATED, Json(deployed(r, None))).into_response())
+}
+
+fn deployed(r: crate::runtime::Registered, checks: Option<Vec<ApiCheck>>) -> Deployed {
+    Deployed {
+        digest: r.digest.to_string(),
+        orchestrations: r.orchestrations,
+        activities: r.activities,
+        entities: r.entities,
+        checks,
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct UpgradeQuery {
+    to: String,
+}
+
+/// Moves a running instance to another deployed component, after replaying its history there:
+/// if the replay diverges, nothing changes and the answer names the first divergent position.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/upgrade",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+        ("to" = String, Query, description = "The digest of a deployed component", pattern = "^[0-9a-f]{64}$"),
+    ),
+    responses(
+        (status = 200, description = "Moved", body = Upgraded),
+        (status = 400, description = "Invalid id or digest", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance or component", body = ErrorBody),
+        (status = 409, description = "The history does not replay on that component; nothing changed", body = ErrorBody),
+        (status = 410, description = "The instance has ended", body = ErrorBody),
+    )
+)]
+pub(super) async fn upgrade(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<UpgradeQuery>, QueryRejection>,
+) -> Result<Json<Upgraded>, ApiError> {
+    let id = super::instances::instance_id(&path(id)?)?;
+    let to: ComponentDigest = query(q)?
+        .to
+        .parse()
+        .map_err(|e: crate::history::InvalidId| {
+            ApiError::bad_request("invalid_digest", e.to_string())
+        })?;
+    let from = app.runtime.upgrade(&id, &to).await?;
+    Ok(Json(Upgraded {
+        instance_id: id.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+    }))
+}

@@ -1,0 +1,204 @@
+//! Component versions: two versions of one orchestration live side by side; deploying a new
+//! one moves only new instances; `deploy --check` and `upgrade` replay histories against the
+//! new code first and move an instance only if its history replays; bad components are
+//! refused at deploy with the reason.
+
+mod common;
+
+use common::{Options, Weft};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn wasm(crate_name: &str) -> Vec<u8> {
+    std::fs::read(common::component(crate_name)).expect("built component")
+}
+
+/// POSTs a component to `/components` (with `?check=true` if `check`).
+async fn deploy(weft: &Weft, bytes: Vec<u8>, check: bool) -> (u16, Value) {
+    let query = if check { "?check=true" } else { "" };
+    let resp = weft
+        .http
+        .post(format!("{}/components{query}", weft.url))
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .expect("deploy");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("JSON answer"))
+}
+
+async fn upgrade(weft: &Weft, id: &str, to: &str) -> (u16, Value) {
+    weft.request(
+        Method::POST,
+        &format!("/instances/{id}/upgrade?to={to}"),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn versions_live_side_by_side_and_upgrades_replay_first() {
+    let mut weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("wait-for-go", "compatible", json!(null))
+        .await;
+    weft.start_instance("drift", "incompatible", json!("hi"))
+        .await;
+    weft.history_has("compatible", "event_wait_created").await;
+    weft.history_has("incompatible", "event_wait_created").await;
+    let v1 = weft.status("compatible").await["componentDigest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A check deploys nothing and says which running instance would diverge, and where.
+    let (code, checked) = deploy(&weft, wasm("fixtures-drift"), true).await;
+    assert_eq!(code, 200, "{checked}");
+    let v2 = checked["digest"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    let checks = checked["checks"].as_array().unwrap();
+    let of = |id: &str| {
+        checks
+            .iter()
+            .find(|c| c["instanceId"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of("compatible")["compatible"], true, "{checked}");
+    let divergence = of("incompatible")["divergence"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        divergence.contains("nondeterminism: at position 0")
+            && divergence.contains("'echo'")
+            && divergence.contains("'shout'"),
+        "{divergence}"
+    );
+    let (code, _) = upgrade(&weft, "compatible", &v2).await;
+    assert_eq!(code, 404, "checked, not deployed");
+
+    // Deployed: new instances start on it; running ones stay where they are.
+    let (code, deployed) = deploy(&weft, wasm("fixtures-drift"), false).await;
+    assert_eq!(code, 201, "{deployed}");
+    assert_eq!(deployed["digest"], v2.as_str());
+    weft.start_instance("drift", "new", json!("hi")).await;
+    assert_eq!(weft.status("new").await["componentDigest"], v2.as_str());
+    assert_eq!(
+        weft.status("incompatible").await["componentDigest"],
+        v1.as_str()
+    );
+
+    // An incompatible upgrade changes nothing and names the divergent position.
+    let (code, refused) = upgrade(&weft, "incompatible", &v2).await;
+    assert_eq!(code, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "replay_diverges");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nondeterminism: at position 0"),
+        "{message}"
+    );
+    assert_eq!(
+        weft.status("incompatible").await["componentDigest"],
+        v1.as_str()
+    );
+
+    // A compatible one moves the instance, which then runs the new code.
+    let (code, moved) = upgrade(&weft, "compatible", &v2).await;
+    assert_eq!(code, 200, "{moved}");
+    assert_eq!(
+        (moved["from"].as_str(), moved["to"].as_str()),
+        (Some(&*v1), Some(&*v2))
+    );
+    weft.raise("compatible", "go", json!(7)).await;
+    let status = weft.finished("compatible").await;
+    assert_eq!(status["output"], json!({ "upgraded": 7 }), "{status}");
+    assert_eq!(status["componentDigest"], v2.as_str());
+
+    // Both versions run side by side: the old instance on the old code, the new on the new.
+    weft.raise("incompatible", "go", json!("there")).await;
+    weft.raise("new", "go", json!("there")).await;
+    assert_eq!(weft.finished("incompatible").await["output"], "hi there");
+    assert_eq!(weft.finished("new").await["output"], "HI there");
+
+    // The newest deployed version still serves new instances after a restart.
+    weft.restart();
+    weft.start_instance("drift", "after-restart", json!("x"))
+        .await;
+    assert_eq!(
+        weft.status("after-restart").await["componentDigest"],
+        v2.as_str()
+    );
+    let (code, _) = upgrade(&weft, "new", &v1).await;
+    assert_eq!(code, 410, "an ended instance is not moved");
+}
+
+#[tokio::test]
+async fn bad_components_are_refused_at_deploy_with_the_reason() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    let (code, body) = deploy(&weft, b"not a component".to_vec(), false).await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_component");
+    let wat = r#"(component (import "evil:net/raw-sockets" (instance (export "open" (func)))))"#;
+    let (code, body) = deploy(&weft, wat.as_bytes().to_vec(), false).await;
+    assert_eq!(code, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("evil:net/raw-sockets"),
+        "names the import: {message}"
+    );
+    let (code, body) = upgrade(&weft, "nobody", &"0".repeat(64)).await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = upgrade(&weft, "nobody", "not-a-digest").await;
+    assert_eq!(code, 400, "{body}");
+}
+
+fn cli(server: &Weft, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .args(["--server", &server.url])
+        .env("WEFT_TOKEN", common::TOKEN)
+        .output()
+        .expect("run weft")
+}
+
+#[tokio::test]
+async fn deploy_check_and_upgrade_from_the_command_line() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("drift", "d", json!("hi")).await;
+    weft.start_instance("wait-for-go", "w", json!(null)).await;
+    weft.history_has("d", "event_wait_created").await;
+    weft.history_has("w", "event_wait_created").await;
+    let file = common::component("fixtures-drift");
+    let file = file.to_str().unwrap();
+
+    let out = cli(&weft, &["deploy", file, "--check"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a divergence fails the check: {stderr}"
+    );
+    assert!(
+        stderr.contains("d: would diverge: nondeterminism: at position 0"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("w: replays"));
+
+    let out = cli(&weft, &["deploy", file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = cli(&weft, &["upgrade", "w", "--to", &digest]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&weft, &["upgrade", "d", "--to", &digest]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nondeterminism: at position 0"));
+}
