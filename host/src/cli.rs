@@ -76,6 +76,10 @@ enum Command {
         /// The largest request body accepted, in bytes (larger ones get 413).
         #[arg(long, default_value_t = api::MAX_BODY)]
         max_body: usize,
+        /// The most bytes the database file may grow to; writes past it fail with 503 and keep
+        /// nothing (default: no limit but the disk's).
+        #[arg(long)]
+        max_db_size: Option<u64>,
         #[command(flatten)]
         limits: GuestLimits,
     },
@@ -290,11 +294,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             synchronous,
             max_body,
+            max_db_size,
             limits,
         } => {
             serve(ServeArgs {
                 max_hot,
                 max_body,
+                max_db_size,
                 limits,
                 db,
                 listen,
@@ -724,6 +730,7 @@ struct ServeArgs {
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
+    max_db_size: Option<u64>,
     limits: GuestLimits,
 }
 
@@ -746,7 +753,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if l.max_history < 10 || l.max_payload < 1024 {
         bail!("--max-history must be at least 10 and --max-payload at least 1024");
     }
-    let store = Store::open(&args.db, args.synchronous)
+    let store = Store::open_limited(&args.db, args.synchronous, args.max_db_size)
         .with_context(|| format!("opening {}", args.db.display()))?;
     let clock: Arc<dyn Clock> = if args.manual_clock {
         let start = match &args.start_time {

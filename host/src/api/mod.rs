@@ -143,11 +143,20 @@ impl From<RuntimeError> for ApiError {
                 (StatusCode::FORBIDDEN, "callback_expired")
             }
             Callback(_) => (StatusCode::FORBIDDEN, "invalid_signature"),
+            Store(e) if e.is_full() => (StatusCode::SERVICE_UNAVAILABLE, "store_full"),
             Store(crate::store::StoreError::Db(_) | crate::store::StoreError::Closed) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
+        if code == "store_full" {
+            tracing::error!("{e}");
+            return ApiError::new(
+                status,
+                code,
+                "the database is full: nothing of this request was kept; free space and retry",
+            );
+        }
         if status.is_server_error() {
             tracing::error!("{e}");
             // Internals stay in the log.

@@ -34,6 +34,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the write failed because the disk (or the database's size limit) is full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Db(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+    }
+}
+
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         Self::Db(Arc::new(e))
@@ -57,8 +64,25 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and starts its writer.
     pub fn open(path: &Path, sync: Synchronous) -> Result<Self, schema::OpenError> {
+        Self::open_limited(path, sync, None)
+    }
+
+    /// Like [`Store::open`], checking the file's integrity first; with `max_size`, writes that
+    /// would grow the file past that many bytes fail (as on a full disk) and nothing of them
+    /// is kept.
+    pub fn open_limited(
+        path: &Path,
+        sync: Synchronous,
+        max_size: Option<u64>,
+    ) -> Result<Self, schema::OpenError> {
         let mut conn = schema::connect(path, sync)?;
+        schema::check_integrity(&conn)?;
         schema::migrate(&mut conn)?;
+        if let Some(bytes) = max_size {
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
+            conn.pragma_update(None, "max_page_count", pages)?;
+        }
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("weft-store-writer".into())
@@ -138,27 +162,51 @@ thread_local! {
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+    // Jobs taken from the queue but not run yet (their transaction was cut short).
+    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv() {
+                Ok(job) => waiting.push_back(job),
+                Err(_) => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => waiting.push_back(job),
                 Err(_) => break,
             }
         }
         let mut txn = match conn.transaction() {
             Ok(t) => t,
             Err(e) => {
-                let err = StoreError::from(e);
                 // The jobs never ran; dropping them drops their reply channels, which their
-                // callers see as `Closed`. Tell them the real reason instead.
-                tracing::error!("cannot begin a transaction: {err}");
-                drop(jobs);
+                // callers see as `Closed`.
+                tracing::error!("cannot begin a transaction: {}", StoreError::from(e));
+                waiting.clear();
                 continue;
             }
         };
-        let replies: Vec<Reply> = jobs.into_iter().map(|job| job(&mut txn)).collect();
-        let commit = txn.commit().map_err(StoreError::from);
+        let mut replies: Vec<Reply> = Vec::with_capacity(waiting.len());
+        let mut cut_short = false;
+        while let Some(job) = waiting.pop_front() {
+            replies.push(job(&mut txn));
+            // SQLite rolls the whole transaction back on some errors (a full disk): then the
+            // jobs run so far are undone, and the rest must not run outside a transaction.
+            if txn.is_autocommit() {
+                cut_short = true;
+                break;
+            }
+        }
+        let commit = if cut_short {
+            drop(txn);
+            Err(StoreError::from(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+                Some("the transaction was rolled back: the database or disk is full".into()),
+            )))
+        } else {
+            txn.commit().map_err(StoreError::from)
+        };
         if let Err(e) = &commit {
             tracing::error!("commit failed: {e}");
         }

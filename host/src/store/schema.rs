@@ -171,6 +171,8 @@ pub enum OpenError {
         "the database has schema version {found}, newer than this weft understands ({known}); use a newer weft"
     )]
     TooNew { found: i64, known: i64 },
+    #[error("the database failed its integrity check: {0}")]
+    Corrupt(String),
 }
 
 /// Opens a connection with weft's settings.
@@ -182,6 +184,19 @@ pub fn connect(path: &std::path::Path, sync: Synchronous) -> Result<Connection, 
     conn.pragma_update(None, "synchronous", sync.pragma())?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Checks the database's structure (`PRAGMA quick_check`): refuses a damaged file before
+/// anything is read from it or written to it.
+pub fn check_integrity(conn: &Connection) -> Result<(), OpenError> {
+    let mut q = conn.prepare("PRAGMA quick_check")?;
+    let problems: Vec<String> = q.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(OpenError::Corrupt(
+        problems.into_iter().take(5).collect::<Vec<_>>().join("; "),
+    ))
 }
 
 /// Brings the schema up to date.
