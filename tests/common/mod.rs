@@ -6,6 +6,7 @@
     reason = "each test binary uses a different part of the kit"
 )]
 
+pub mod effects;
 pub mod jobs;
 pub mod sms;
 
