@@ -661,7 +661,7 @@ impl Client {
         let request = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body);
         send(self.auth(request)).await
     }

@@ -27,7 +27,7 @@ pub(super) struct DeployQuery {
     path = "/components",
     security(("bearer" = [])),
     params(("check" = Option<bool>, Query, description = "Only check the component against running instances")),
-    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component's bytes (any content type)"),
     responses(
         (status = 201, description = "Deployed", body = Deployed),
         (status = 200, description = "Checked (with check=true); nothing deployed", body = Deployed),
