@@ -211,6 +211,7 @@ async fn terminating_a_waiting_instance_drops_its_timer() {
     let status = weft.finished("stop").await;
     assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
     assert_eq!(status["failure"]["message"], "operator");
+    assert_eq!(status["failure"]["kind"], "terminated");
     assert_eq!(weft.query_i64("SELECT count(*) FROM timers"), 0);
     let (s, _) = weft
         .request(
