@@ -55,7 +55,10 @@ async fn a_non_retryable_error_fails_at_once() {
     let status = weft.finished("f").await;
     assert_eq!(status["runtimeStatus"], "Failed", "{status}");
     assert_eq!(status["failure"]["message"], "fatal: attempt 1 failed");
-    assert_eq!(status["failure"]["kind"], "fatal", "the kind the error was given");
+    assert_eq!(
+        status["failure"]["kind"], "fatal",
+        "the kind the error was given"
+    );
     assert!(events(&status, "activity_attempt_failed").is_empty());
     assert_eq!(events(&status, "activity_failed").len(), 1);
 }
