@@ -94,7 +94,11 @@ impl Env {
     }
 
     fn db(&self) -> rusqlite::Result<rusqlite::Connection> {
-        rusqlite::Connection::open(self.dir.join("weft.db"))
+        let conn = rusqlite::Connection::open(self.dir.join("weft.db"))?;
+        // Like the host's own connections: wait out a lock (say, a WAL restart) instead of
+        // failing the run.
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
     }
 
     fn count(&self, sql: &str) -> anyhow::Result<i64> {
