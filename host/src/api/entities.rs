@@ -1,6 +1,6 @@
 //! The entity handlers: state, operation log, signal, list and purge.
 
-use super::instances::{json_body, path, query, stored_json};
+use super::instances::{json_body, page_size, path, query, stored_json};
 use super::schema::{
     EntityHistory, EntityList, EntityOperation, EntityPurged, EntityStatus, ErrorBody,
 };
@@ -113,17 +113,11 @@ pub(super) async fn entity_history(
 ) -> Result<Json<EntityHistory>, ApiError> {
     let (name, key) = path(p)?;
     let q = query(q)?;
-    let top = q.top.unwrap_or(1000);
-    if !(1..=1000).contains(&top) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "top must be from 1 to 1000",
-        ));
-    }
+    let top = page_size(q.top, 1000)?;
     let from = q.from.unwrap_or(0).min(i64::MAX as u64);
     let ops = app
         .runtime
-        .entity_log(entity_key(name, key)?, from, top as usize)
+        .entity_log(entity_key(name, key)?, from, top)
         .await?;
     Ok(Json(EntityHistory {
         operations: ops.into_iter().map(logged).collect(),
@@ -245,13 +239,7 @@ pub(super) async fn list_entities(
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<EntityList>, ApiError> {
     let q = query(q)?;
-    let top = q.top.unwrap_or(100);
-    if !(1..=1000).contains(&top) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "top must be from 1 to 1000",
-        ));
-    }
+    let top = page_size(q.top, 100)?;
     let after = q
         .continuation_token
         .as_deref()
@@ -261,11 +249,8 @@ pub(super) async fn list_entities(
             })
         })
         .transpose()?;
-    let rows = app
-        .runtime
-        .list_entities(q.name, after, top as usize)
-        .await?;
-    let continuation_token = (rows.len() == top as usize)
+    let rows = app.runtime.list_entities(q.name, after, top).await?;
+    let continuation_token = (rows.len() == top)
         .then(|| rows.last().map(|r| encode_token(&r.entity)))
         .flatten();
     Ok(Json(EntityList {

@@ -179,13 +179,7 @@ pub(super) async fn list(
         q.created_from.as_deref(),
         q.created_to.as_deref(),
     )?;
-    let top = q.top.unwrap_or(100);
-    if !(1..=1000).contains(&top) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "top must be from 1 to 1000",
-        ));
-    }
+    let top = page_size(q.top, 100)?;
     let after = q
         .continuation_token
         .as_deref()
@@ -194,7 +188,7 @@ pub(super) async fn list(
                 .ok_or_else(|| ApiError::bad_request("invalid_query", "invalid continuationToken"))
         })
         .transpose()?;
-    let (rows, next) = app.runtime.list(f, after, top as usize).await?;
+    let (rows, next) = app.runtime.list(f, after, top).await?;
     Ok(Json(InstanceList {
         instances: rows.iter().map(|r| instance_status(r, None)).collect(),
         continuation_token: next.map(|t| t.encode()),
@@ -606,17 +600,21 @@ fn failure_kind(status: RuntimeStatus, message: &str) -> String {
     if status == RuntimeStatus::Terminated {
         return "terminated".into();
     }
-    match message.split_once(':') {
-        Some((kind, _))
-            if !kind.is_empty()
-                && kind
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
-        {
-            kind.to_string()
-        }
-        _ => "error".into(),
+    crate::history::error_kind(message)
+        .unwrap_or("error")
+        .to_string()
+}
+
+/// A page size from `top` (default `default`): 1 to 1000.
+pub(super) fn page_size(top: Option<u32>, default: u32) -> Result<usize, ApiError> {
+    let top = top.unwrap_or(default);
+    if !(1..=1000).contains(&top) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "top must be from 1 to 1000",
+        ));
     }
+    Ok(top as usize)
 }
 
 /// A history event for people: payload strings that hold JSON are shown as JSON.

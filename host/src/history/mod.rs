@@ -29,10 +29,12 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The delay before attempt `attempt + 1`, if a failure of attempt `attempt` with `error`
-    /// is to be retried. An error's kind is its text before the first `:`.
+    /// is to be retried (see [`error_kind`]).
     pub fn retry_delay(&self, attempt: u32, error: &str) -> Option<Millis> {
-        let kind = error.split(':').next().unwrap_or_default().trim();
-        if attempt >= self.max_attempts || self.non_retryable.iter().any(|k| k == kind) {
+        let kind = error_kind(error);
+        if attempt >= self.max_attempts
+            || self.non_retryable.iter().any(|k| Some(k.as_str()) == kind)
+        {
             return None;
         }
         let factor = self
@@ -42,6 +44,17 @@ impl RetryPolicy {
         let delay = (self.first_interval_ms as f64 * factor).min(self.max_interval_ms as f64);
         Some(delay.max(0.0) as Millis)
     }
+}
+
+/// The kind of an error message `kind: text`: its one-word prefix (letters, digits, `_`, `-`,
+/// `.`), if it has one. Retry policies and failure statuses tell errors apart by it.
+pub fn error_kind(message: &str) -> Option<&str> {
+    let (kind, _) = message.split_once(':')?;
+    let word = !kind.is_empty()
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    word.then_some(kind)
 }
 
 /// How an awaited handle ended.
