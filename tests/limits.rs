@@ -212,3 +212,13 @@ fn a_component_that_imports_what_weft_does_not_give_is_refused_naming_the_import
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[tokio::test]
+async fn input_that_does_not_fit_fails_as_invalid_input() {
+    let weft = limited(&[]);
+    weft.start_instance("long-history", "wrong", json!("not a number"))
+        .await;
+    let (kind, message) = failure(&weft.finished("wrong").await);
+    assert_eq!(kind, "invalid_input");
+    assert!(message.contains("expected u32"), "{message}");
+}

@@ -168,7 +168,7 @@ pub mod __private {
         f: fn(&Context, I) -> Result<O, Error>,
         input: &str,
     ) -> Result<String, String> {
-        let input: I = serde_json::from_str(input).map_err(|e| format!("invalid input: {e}"))?;
+        let input: I = serde_json::from_str(input).map_err(|e| format!("invalid_input: {e}"))?;
         let ctx = Context::new();
         let output = f(&ctx, input).map_err(|e| e.message)?;
         serde_json::to_string(&output).map_err(|e| format!("cannot serialize output: {e}"))
@@ -198,7 +198,7 @@ pub mod __private {
         f: fn(I) -> Result<O, Error>,
         input: &str,
     ) -> Result<String, String> {
-        let input: I = serde_json::from_str(input).map_err(|e| format!("invalid input: {e}"))?;
+        let input: I = serde_json::from_str(input).map_err(|e| format!("invalid_input: {e}"))?;
         let output = f(input).map_err(|e| e.message)?;
         serde_json::to_string(&output).map_err(|e| format!("cannot serialize output: {e}"))
     }
