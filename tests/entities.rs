@@ -196,13 +196,31 @@ async fn operators_signal_read_list_and_purge_entities() {
     assert_eq!(next["entities"][0]["key"], "b");
     assert_eq!(next["entities"][0]["state"], 4);
 
-    let (code, _) = weft
+    let logged = weft.query_i64("SELECT count(*) FROM entity_log WHERE key = 'a'");
+    assert!(logged > 0);
+    let (code, body) = weft
         .request(Method::DELETE, "/entities/counter/a", None)
         .await;
     assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        json!({"entitiesDeleted": 1, "logEntriesDeleted": logged}),
+        "what was deleted"
+    );
+    assert_eq!(
+        weft.query_i64("SELECT count(*) FROM entity_log WHERE key = 'a'"),
+        0
+    );
     let (code, body) = weft.request(Method::GET, "/entities/counter/a", None).await;
     assert_eq!(code, 404);
     assert_eq!(body["error"]["code"], "entity_not_found");
+    let (code, body) = weft
+        .request(Method::DELETE, "/entities/counter/a", None)
+        .await;
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (404, &json!("entity_not_found"))
+    );
 
     // Bad input: a clear 4xx, nothing stored.
     let (code, body) = signal("c", "add", Value::Null).await;

@@ -109,7 +109,7 @@ async fn a_full_database_answers_503_and_keeps_what_it_acknowledged() {
     let (keep, free) = acknowledged.split_at(2);
     for id in free {
         let (status, body) = weft
-            .request(Method::DELETE, &format!("/instances/{id}"), None)
+            .request(Method::DELETE, &format!("/instances/{id}?force=true"), None)
             .await;
         assert_eq!(status, 200, "purge {id}: {body}");
     }

@@ -129,3 +129,124 @@ async fn continue_as_new_restarts_the_history_and_carries_events_over() {
     assert_eq!(history[1]["type"], "event_raised");
     assert_eq!(history[1]["payload"], 2);
 }
+
+/// The instances whose id starts with `prefix`, by status, from the database.
+fn stored(weft: &Weft, prefix: &str, status: &str) -> i64 {
+    weft.query_i64(&format!(
+        "SELECT count(*) FROM instances WHERE id LIKE '{prefix}%' AND status = '{status}'"
+    ))
+}
+
+#[tokio::test]
+async fn terminating_a_parent_terminates_its_running_children_unless_told_not_to() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    // n → n:0 → n:0:0, which waits for `go`.
+    weft.start_instance("nest", "n", json!(2)).await;
+    weft.history_has("n:0:0", "event_wait_created").await;
+    let (s, _) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/n/terminate?reason=stop",
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(weft.status("n").await["runtimeStatus"], "Terminated");
+    for (child, parent) in [("n:0", "n"), ("n:0:0", "n:0")] {
+        let status = weft.status(child).await;
+        assert_eq!(status["runtimeStatus"], "Terminated", "{status}");
+        assert_eq!(
+            status["failure"]["message"],
+            format!("parent instance '{parent}' was terminated"),
+            "{status}"
+        );
+        assert_eq!(status["failure"]["kind"], "terminated");
+    }
+    assert_eq!(stored(&weft, "n", "Terminated"), 3);
+
+    // recursive=false: the children go on, and end by themselves.
+    weft.start_instance("nest", "m", json!(2)).await;
+    weft.history_has("m:0:0", "event_wait_created").await;
+    let (s, _) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/m/terminate?recursive=false",
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    assert_eq!(weft.status("m").await["runtimeStatus"], "Terminated");
+    assert_eq!(stored(&weft, "m:", "Running"), 2, "the children still run");
+    weft.raise("m:0:0", "go", json!("went")).await;
+    let child = weft.finished("m:0").await;
+    assert_eq!(
+        (&child["runtimeStatus"], &child["output"]),
+        (&json!("Completed"), &json!("went"))
+    );
+    assert_eq!(weft.status("m").await["runtimeStatus"], "Terminated");
+}
+
+#[tokio::test]
+async fn purge_refuses_a_running_instance_and_takes_ended_children_along() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("nest", "q", json!(2)).await;
+    weft.history_has("q:0:0", "event_wait_created").await;
+    let history_rows = weft.query_i64("SELECT count(*) FROM history");
+
+    // Running: refused, and nothing is deleted.
+    let (s, body) = weft
+        .request(reqwest::Method::DELETE, "/instances/q", None)
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "instance_running", "{body}");
+    assert_eq!(stored(&weft, "q", "Running"), 3);
+    assert_eq!(weft.query_i64("SELECT count(*) FROM history"), history_rows);
+
+    // force=true: terminated (children too), then purged with them.
+    let (s, body) = weft
+        .request(reqwest::Method::DELETE, "/instances/q?force=true", None)
+        .await;
+    assert_eq!((s, &body), (200, &json!({"instancesDeleted": 3})));
+    assert_eq!(weft.query_i64("SELECT count(*) FROM instances"), 0);
+    assert_eq!(weft.query_i64("SELECT count(*) FROM history"), 0);
+    for id in ["q", "q:0", "q:0:0"] {
+        let (s, _) = weft
+            .request(reqwest::Method::GET, &format!("/instances/{id}"), None)
+            .await;
+        assert_eq!(s, 404, "{id}");
+    }
+
+    // An ended parent: purged with its ended children.
+    weft.start_instance("nest", "r", json!(1)).await;
+    weft.history_has("r:0", "event_wait_created").await;
+    weft.raise("r:0", "go", json!(1)).await;
+    weft.finished("r").await;
+    let (s, body) = weft
+        .request(reqwest::Method::DELETE, "/instances/r", None)
+        .await;
+    assert_eq!((s, &body), (200, &json!({"instancesDeleted": 2})));
+    let (s, _) = weft
+        .request(reqwest::Method::DELETE, "/instances/r", None)
+        .await;
+    assert_eq!(s, 404, "purged already");
+
+    // A parent that ended while its children run: purged alone; the children go on.
+    weft.start_instance("nest", "t", json!(2)).await;
+    weft.history_has("t:0:0", "event_wait_created").await;
+    let (s, _) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/t/terminate?recursive=false",
+            None,
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (s, body) = weft
+        .request(reqwest::Method::DELETE, "/instances/t", None)
+        .await;
+    assert_eq!((s, &body), (200, &json!({"instancesDeleted": 1})));
+    assert_eq!(stored(&weft, "t:", "Running"), 2);
+    weft.raise("t:0:0", "go", json!("on")).await;
+    let child = weft.finished("t:0").await;
+    assert_eq!(child["output"], "on", "{child}");
+}

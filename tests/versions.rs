@@ -133,6 +133,68 @@ async fn versions_live_side_by_side_and_upgrades_replay_first() {
     assert_eq!(code, 410, "an ended instance is not moved");
 }
 
+/// `GET /components`: each component's digest and the orchestrations it serves.
+async fn serving(weft: &Weft) -> Vec<(String, Vec<String>)> {
+    let (code, list) = weft.request(Method::GET, "/components", None).await;
+    assert_eq!(code, 200, "{list}");
+    list["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let names = c["servingOrchestrations"].as_array().unwrap();
+            (
+                c["digest"].as_str().unwrap().to_string(),
+                names.iter().map(|n| n.as_str().unwrap().into()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn when_two_components_export_a_name_the_newest_deploy_serves_it() {
+    let mut weft = Weft::start(Options::new(&["fixtures"]));
+    let before = serving(&weft).await;
+    assert_eq!(before.len(), 1);
+    let v1 = before[0].0.clone();
+    assert!(before[0].1.contains(&"drift".to_string()), "{before:?}");
+
+    let (code, deployed) = deploy(&weft, wasm("fixtures-drift"), false).await;
+    assert_eq!(code, 201, "{deployed}");
+    let v2 = deployed["digest"].as_str().unwrap().to_string();
+    let replaced = deployed["replaced"].as_array().unwrap();
+    for name in ["drift", "wait-for-go"] {
+        assert!(
+            replaced.contains(&json!({"kind": "orchestration", "name": name, "previous": v1})),
+            "{deployed}"
+        );
+    }
+    // Logged at deploy (the kit reads the server's log on a thread of its own).
+    weft.eventually("the deploy log names the moved orchestration", async || {
+        let log = weft.log();
+        log.contains("orchestration 'drift' is now served by component")
+            .then_some(())
+    })
+    .await;
+    let after = serving(&weft).await;
+    assert_eq!(after.iter().map(|c| &c.0).collect::<Vec<_>>(), [&v1, &v2]);
+    assert!(!after[0].1.contains(&"drift".to_string()), "{after:?}");
+    assert!(after[0].1.contains(&"parent".to_string()), "{after:?}");
+    assert_eq!(after[1].1, ["drift", "wait-for-go"]);
+
+    // Deploying v1 again makes it the newest: it serves `drift` again, also after a restart.
+    let (code, again) = deploy(&weft, wasm("fixtures"), false).await;
+    assert_eq!(code, 201, "{again}");
+    weft.start_instance("drift", "d1", json!("x")).await;
+    assert_eq!(weft.status("d1").await["componentDigest"], v1.as_str());
+    weft.restart();
+    weft.start_instance("drift", "d2", json!("x")).await;
+    assert_eq!(weft.status("d2").await["componentDigest"], v1.as_str());
+    let listed = serving(&weft).await;
+    assert_eq!(listed.iter().map(|c| &c.0).collect::<Vec<_>>(), [&v2, &v1]);
+    assert!(listed[0].1.is_empty(), "{listed:?}");
+}
+
 #[tokio::test]
 async fn bad_components_are_refused_at_deploy_with_the_reason() {
     let weft = Weft::start(Options::new(&["fixtures"]));
@@ -147,6 +209,8 @@ async fn bad_components_are_refused_at_deploy_with_the_reason() {
         message.contains("evil:net/raw-sockets"),
         "names the import: {message}"
     );
+    // Nothing is stored for a refused deploy: only the component the server started with.
+    assert_eq!(weft.query_i64("SELECT count(*) FROM components"), 1);
     let (code, body) = upgrade(&weft, "nobody", &"0".repeat(64)).await;
     assert_eq!(code, 404, "{body}");
     let (code, body) = upgrade(&weft, "nobody", "not-a-digest").await;

@@ -120,11 +120,14 @@ enum Command {
         /// The payload, as JSON (default: null).
         payload: Option<String>,
     },
-    /// Terminates an instance.
+    /// Terminates an instance, and its running sub-orchestrations.
     Terminate {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Keep its sub-orchestrations running.
+        #[arg(long)]
+        no_recursive: bool,
     },
     /// Suspends an instance: arrivals are recorded, not delivered, until it resumes.
     Suspend {
@@ -138,8 +141,13 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Deletes an instance and its history.
-    Purge { id: String },
+    /// Deletes an ended instance, its history and its ended sub-orchestrations.
+    Purge {
+        id: String,
+        /// Terminate it first if it is still running.
+        #[arg(long)]
+        force: bool,
+    },
     /// Measures the host in-process on temporary databases: throughput, event latency, memory
     /// of waiting instances, cold replay, fan-out, and the disk's own append rate.
     Bench {
@@ -406,13 +414,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             client.post(&path, &json_arg(payload.as_deref())?).await?;
             Ok(())
         }
-        Command::Terminate { id, reason } => client.lifecycle(&id, "terminate", reason).await,
-        Command::Suspend { id, reason } => client.lifecycle(&id, "suspend", reason).await,
-        Command::Resume { id, reason } => client.lifecycle(&id, "resume", reason).await,
-        Command::Purge { id } => {
+        Command::Terminate {
+            id,
+            reason,
+            no_recursive,
+        } => {
+            let recursive = (!no_recursive).to_string();
             client
-                .delete(&format!("/instances/{}", segment(&id)))
-                .await?;
+                .lifecycle(&id, "terminate", reason, &[("recursive", recursive)])
+                .await
+        }
+        Command::Suspend { id, reason } => client.lifecycle(&id, "suspend", reason, &[]).await,
+        Command::Resume { id, reason } => client.lifecycle(&id, "resume", reason, &[]).await,
+        Command::Purge { id, force } => {
+            let path = format!("/instances/{}?force={force}", segment(&id));
+            let r = client.delete(&path).await?;
+            if json {
+                println!("{r}");
+            } else {
+                println!("{} instances deleted", r["instancesDeleted"]);
+            }
             Ok(())
         }
         Command::Bench {
@@ -676,9 +697,10 @@ impl Client {
         id: &str,
         action: &str,
         reason: Option<String>,
+        more: &[(&str, String)],
     ) -> anyhow::Result<()> {
         let url = format!("{}/instances/{}/{action}", self.server, segment(id));
-        let mut r = self.http.post(url);
+        let mut r = self.http.post(url).query(more);
         if let Some(reason) = reason {
             r = r.query(&[("reason", reason)]);
         }
@@ -761,7 +783,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("--start-time '{t}' is not an RFC 3339 time"))?,
             None => SystemClock.now(),
         };
-        Arc::new(ManualClock::new(start))
+        // The time a manual clock reached before a restart is kept: it never moves back.
+        let now = store
+            .manual_clock(start)
+            .await
+            .context("reading the manual clock's time")?;
+        if now > start {
+            tracing::info!(
+                "manual clock at {} (kept from the database)",
+                weft::clock::rfc3339(now)
+            );
+        }
+        Arc::new(ManualClock::new(now))
     } else {
         Arc::new(SystemClock)
     };

@@ -15,8 +15,13 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Millis;
     /// Resolves once `now() >= at` (or a little earlier, callers re-check).
     fn sleep_until(&self, at: Millis) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
-    /// Moves a manual clock forward; `None` for clocks that cannot be moved.
-    fn advance(&self, _by: Duration) -> Option<Millis> {
+    /// Whether this clock moves only when told to ([`Clock::advance_to`]).
+    fn is_manual(&self) -> bool {
+        false
+    }
+    /// Moves a manual clock forward to `at` (never back); the time it then shows. `None` for
+    /// clocks that cannot be moved.
+    fn advance_to(&self, _at: Millis) -> Option<Millis> {
         None
     }
 }
@@ -43,7 +48,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// Frozen time that moves only when told to.
+/// Frozen time that moves only when told to. The server keeps its time in the database (see
+/// `Store::manual_clock`), so it survives restarts and never moves back.
 pub struct ManualClock {
     now: AtomicU64,
     changed: watch::Sender<Millis>,
@@ -74,10 +80,17 @@ impl Clock for ManualClock {
         })
     }
 
-    fn advance(&self, by: Duration) -> Option<Millis> {
-        let now =
-            self.now.fetch_add(by.as_millis() as u64, Ordering::SeqCst) + by.as_millis() as u64;
-        self.changed.send_replace(now);
+    fn is_manual(&self) -> bool {
+        true
+    }
+
+    fn advance_to(&self, at: Millis) -> Option<Millis> {
+        let now = self.now.fetch_max(at, Ordering::SeqCst).max(at);
+        self.changed.send_if_modified(|shown| {
+            let moved = *shown < now;
+            *shown = (*shown).max(now);
+            moved
+        });
         Some(now)
     }
 }

@@ -219,6 +219,11 @@ impl Weft {
         }
     }
 
+    /// The `--start-time` the next (re)start passes.
+    pub fn set_start_time(&mut self, rfc3339: &str) {
+        self.options.start_time = rfc3339.into();
+    }
+
     /// Starts the process again on the same database.
     pub fn restart(&mut self) {
         self.kill();

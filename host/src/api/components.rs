@@ -1,8 +1,11 @@
 //! Component versions: deploy (or only check) a component, move an instance to another one.
 
 use super::instances::{path, query};
-use super::schema::{Deployed, ErrorBody, ReplayCheck as ApiCheck, Upgraded};
+use super::schema::{
+    ComponentInfo, ComponentList, Deployed, ErrorBody, Replaced, ReplayCheck as ApiCheck, Upgraded,
+};
 use super::{ApiError, AppState};
+use crate::clock::rfc3339;
 use crate::history::ComponentDigest;
 use axum::Json;
 use axum::body::Bytes;
@@ -66,8 +69,50 @@ fn deployed(r: crate::runtime::Registered, checks: Option<Vec<ApiCheck>>) -> Dep
         orchestrations: r.orchestrations,
         activities: r.activities,
         entities: r.entities,
+        replaced: r
+            .replaced
+            .into_iter()
+            .map(|(kind, name, previous)| Replaced {
+                kind: kind.into(),
+                name,
+                previous: previous.to_string(),
+            })
+            .collect(),
         checks,
     }
+}
+
+/// Lists the deployed components, oldest deploy first: what each exports, and which names it
+/// serves (the newest deploy of a name serves new instances).
+#[utoipa::path(
+    get,
+    path = "/components",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The deployed components", body = ComponentList),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    )
+)]
+pub(super) async fn list_components(
+    State(app): State<AppState>,
+) -> Result<Json<ComponentList>, ApiError> {
+    let components = app
+        .runtime
+        .components()
+        .await?
+        .into_iter()
+        .map(|d| ComponentInfo {
+            digest: d.digest.to_string(),
+            deployed_time: rfc3339(d.deployed_at),
+            loads: d.loads,
+            orchestrations: d.orchestrations,
+            activities: d.activities,
+            entities: d.entities,
+            serving_orchestrations: d.serves_orchestrations,
+            serving_entities: d.serves_entities,
+        })
+        .collect();
+    Ok(Json(ComponentList { components }))
 }
 
 #[derive(Deserialize)]

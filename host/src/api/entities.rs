@@ -191,9 +191,10 @@ pub(super) async fn purge_entity(
     p: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Json<EntityPurged>, ApiError> {
     let (name, key) = path(p)?;
-    app.runtime.purge_entity(entity_key(name, key)?).await?;
+    let (entities, log) = app.runtime.purge_entity(entity_key(name, key)?).await?;
     Ok(Json(EntityPurged {
-        entities_deleted: 1,
+        entities_deleted: entities as u64,
+        log_entries_deleted: log as u64,
     }))
 }
 

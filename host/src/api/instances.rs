@@ -289,27 +289,41 @@ pub(super) async fn status(
     Ok(Json(status))
 }
 
-/// Purges one instance and its history (terminating it first if it runs).
+#[derive(Deserialize)]
+pub(super) struct PurgeOneQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Purges an ended instance, its history and its ended sub-orchestrations. A running one is
+/// refused (`409 instance_running`) unless `force=true`, which terminates it, and its running
+/// sub-orchestrations, first.
 #[utoipa::path(
     delete,
     path = "/instances/{id}",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$")),
+    params(
+        ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+        ("force" = Option<bool>, Query, description = "Terminate a running instance first (default false)"),
+    ),
     responses(
-        (status = 200, description = "Purged", body = PurgeResult),
-        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 200, description = "Purged: how many instances, sub-orchestrations included", body = PurgeResult),
+        (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "The instance has not ended (and force is not set); nothing was deleted", body = ErrorBody),
     )
 )]
 pub(super) async fn purge(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
+    q: Result<Query<PurgeOneQuery>, QueryRejection>,
 ) -> Result<Json<PurgeResult>, ApiError> {
     let id = instance_id(&path(id)?)?;
-    app.runtime.purge(&id).await?;
+    let force = query(q)?.force;
+    let deleted = app.runtime.purge(&id, force).await?;
     Ok(Json(PurgeResult {
-        instances_deleted: 1,
+        instances_deleted: deleted as u64,
     }))
 }
 
@@ -348,6 +362,8 @@ pub(super) async fn raise_event(
 #[derive(Deserialize)]
 pub(super) struct ReasonQuery {
     reason: Option<String>,
+    /// Terminate only: also terminate running sub-orchestrations (the default).
+    recursive: Option<bool>,
 }
 
 /// What an operator does to an instance's lifecycle.
@@ -365,12 +381,12 @@ async fn lifecycle(
     action: Lifecycle,
 ) -> Result<StatusCode, ApiError> {
     let id = instance_id(&path(id)?)?;
-    let reason = query(q)?.reason;
+    let ReasonQuery { reason, recursive } = query(q)?;
     let rt = &app.runtime;
     match action {
         Lifecycle::Terminate => {
-            rt.terminate(&id, reason.as_deref().unwrap_or("terminated"))
-                .await?
+            let reason = reason.as_deref().unwrap_or("terminated");
+            rt.terminate(&id, reason, recursive.unwrap_or(true)).await?;
         }
         Lifecycle::Suspend => {
             rt.suspend(&id, reason.as_deref().unwrap_or("suspended"))
@@ -384,7 +400,9 @@ async fn lifecycle(
     Ok(StatusCode::ACCEPTED)
 }
 
-/// Terminates an instance: it ends at once, its timers and waits are dropped.
+/// Terminates an instance: it ends at once, its timers and waits are dropped. Its running
+/// sub-orchestrations (and theirs) are terminated too, unless `recursive=false`; their reason
+/// names the parent.
 #[utoipa::path(
     post,
     path = "/instances/{id}/terminate",
@@ -392,6 +410,7 @@ async fn lifecycle(
     params(
         ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("reason" = Option<String>, Query, description = "Why; shown as the failure message"),
+        ("recursive" = Option<bool>, Query, description = "Also terminate running sub-orchestrations (default true)"),
     ),
     responses(
         (status = 202, description = "Terminated"),

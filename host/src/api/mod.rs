@@ -55,7 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/suspend", post(instances::suspend))
         .route("/instances/{id}/resume", post(instances::resume))
         .route("/instances/{id}/upgrade", post(components::upgrade))
-        .route("/components", post(components::deploy))
+        .route(
+            "/components",
+            get(components::list_components).post(components::deploy),
+        )
         .route("/entities", get(entities::list_entities))
         .route(
             "/entities/{name}/{key}",
@@ -135,6 +138,7 @@ impl From<RuntimeError> for ApiError {
             Component(_) => (StatusCode::BAD_REQUEST, "invalid_component"),
             Diverges(_) => (StatusCode::CONFLICT, "replay_diverges"),
             Busy(_) => (StatusCode::CONFLICT, "instance_busy"),
+            Running { .. } => (StatusCode::CONFLICT, "instance_running"),
             EntityNotFound(_) => (StatusCode::NOT_FOUND, "entity_not_found"),
             Finished { .. } => (StatusCode::GONE, "instance_finished"),
             Conflict(_) => (StatusCode::CONFLICT, "instance_exists"),

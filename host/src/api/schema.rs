@@ -94,7 +94,7 @@ pub struct InstanceList {
     pub continuation_token: Option<String>,
 }
 
-/// How many instances a purge deleted.
+/// How many instances a purge deleted, sub-orchestrations included.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PurgeResult {
@@ -174,11 +174,14 @@ pub struct EntityHistory {
     pub operations: Vec<EntityOperation>,
 }
 
-/// How many entities a purge deleted.
+/// What an entity purge deleted.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntityPurged {
+    /// 1 if the entity's state was deleted, else 0 (it had only a log).
     pub entities_deleted: u64,
+    /// The entries of its operation log deleted.
+    pub log_entries_deleted: u64,
 }
 
 /// A component deployed (or checked), with what it exports.
@@ -189,9 +192,48 @@ pub struct Deployed {
     pub orchestrations: Vec<String>,
     pub activities: Vec<String>,
     pub entities: Vec<String>,
+    /// Names another component served until this deploy: new work now uses this one.
+    #[serde(default)]
+    pub replaced: Vec<Replaced>,
     /// With `check=true`: each running instance of its orchestrations, replayed against it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<ReplayCheck>>,
+}
+
+/// An orchestration or entity name that moved to the newly deployed component.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Replaced {
+    /// `orchestration` or `entity`.
+    pub kind: String,
+    pub name: String,
+    /// The component that served it before.
+    pub previous: String,
+}
+
+/// The deployed components, oldest deploy first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ComponentList {
+    pub components: Vec<ComponentInfo>,
+}
+
+/// A deployed component: what it exports, and which of those names it serves. When two
+/// components export one name, the one deployed last serves new instances (and entity
+/// operations); the other keeps running the instances that started on it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentInfo {
+    pub digest: String,
+    /// When it was last deployed (RFC 3339).
+    pub deployed_time: String,
+    /// False for a stored component that no longer loads in this weft (it serves nothing).
+    pub loads: bool,
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+    pub entities: Vec<String>,
+    /// Its orchestrations whose new instances start on it.
+    pub serving_orchestrations: Vec<String>,
+    /// Its entities whose operations it applies.
+    pub serving_entities: Vec<String>,
 }
 
 /// Whether a running instance's history replays against a component.
@@ -300,6 +342,7 @@ impl Modify for BearerAuth {
         super::entities::signal_entity,
         super::entities::purge_entity,
         super::components::deploy,
+        super::components::list_components,
         super::components::upgrade,
     ),
     modifiers(&BearerAuth, &InstanceLinks)

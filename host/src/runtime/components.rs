@@ -28,6 +28,9 @@ pub struct Registered {
     pub orchestrations: Vec<String>,
     pub activities: Vec<String>,
     pub entities: Vec<String>,
+    /// Names another component served until now: (`orchestration` or `entity`, name, that
+    /// component's digest).
+    pub replaced: Vec<(&'static str, String, ComponentDigest)>,
 }
 
 pub(super) struct Components {
@@ -151,29 +154,36 @@ impl Components {
         Ok((orchestrations, activities, entities))
     }
 
-    /// Makes a loaded component's orchestrations the ones new instances of those names use.
+    /// Makes a loaded component's orchestrations the ones new instances of those names use,
+    /// and its entities the ones it applies operations of. A name another component served
+    /// until now is logged and listed in [`Registered::replaced`].
     pub fn publish(&self, loaded: &Loaded) -> super::Registered {
-        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        for name in &loaded.orchestrations {
-            if let Some(old) = names.insert(name.clone(), loaded.digest.clone())
-                && old != loaded.digest
-            {
-                tracing::info!(
-                    "orchestration '{name}' now starts on {} (was {})",
-                    loaded.digest.short(),
-                    old.short()
-                );
+        let mut replaced = Vec::new();
+        for (map, names, kind) in [
+            (&self.names, &loaded.orchestrations, "orchestration"),
+            (&self.entity_names, &loaded.entities, "entity"),
+        ] {
+            let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+            for name in names {
+                if let Some(old) = map.insert(name.clone(), loaded.digest.clone())
+                    && old != loaded.digest
+                {
+                    tracing::info!(
+                        "{kind} '{name}' is now served by component {} (was {}): new work uses \
+                         the newest deployed component",
+                        loaded.digest.short(),
+                        old.short()
+                    );
+                    replaced.push((kind, name.clone(), old));
+                }
             }
-        }
-        let mut entity_names = self.entity_names.lock().unwrap_or_else(|p| p.into_inner());
-        for name in &loaded.entities {
-            entity_names.insert(name.clone(), loaded.digest.clone());
         }
         super::Registered {
             digest: loaded.digest.clone(),
             orchestrations: loaded.orchestrations.clone(),
             activities: loaded.activities.clone(),
             entities: loaded.entities.clone(),
+            replaced,
         }
     }
 

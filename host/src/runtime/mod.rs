@@ -15,13 +15,13 @@ mod versions;
 pub use callbacks::CallbackError;
 
 pub use components::{Loaded, Registered};
-pub use versions::ReplayCheck;
+pub use versions::{Deployment, ReplayCheck};
 
 use crate::clock::{Clock, Millis};
 use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
 use crate::store::{
     ActivityWork, ChangeOutcome, CreateOutcome, EntityKey, EntityOp, EntityRow, Filter,
-    InstanceRow, LoggedOp, PageToken, RaiseOutcome, Store, StoreError,
+    InstanceRow, LoggedOp, PageToken, PurgeOutcome, RaiseOutcome, Store, StoreError,
 };
 use crate::wasm::ComponentError;
 use std::collections::HashMap;
@@ -97,6 +97,14 @@ pub enum RuntimeError {
     MissingComponent(ComponentDigest),
     #[error("{0}")]
     Diverges(String),
+    #[error(
+        "instance '{id}' has not ended ({}): terminate it first, or purge with force=true",
+        status.as_str()
+    )]
+    Running {
+        id: InstanceId,
+        status: RuntimeStatus,
+    },
     #[error("instance '{0}' kept recording while it was checked; try again")]
     Busy(InstanceId),
     #[error(transparent)]
@@ -222,14 +230,25 @@ impl Runtime {
     }
 
     /// Registers a component: compiles and checks it, stores its bytes, and makes its
-    /// orchestrations available by name to new instances.
+    /// orchestrations available by name to new instances. A component already stored keeps
+    /// its place in the deploy order (see [`Runtime::deploy`]).
     pub async fn register(&self, bytes: Vec<u8>) -> Result<Registered, RuntimeError> {
+        self.register_as(bytes, false).await
+    }
+
+    /// Checks, then stores and publishes, a component: nothing is stored for one that is
+    /// refused. With `again`, a component stored before becomes the newest deployed.
+    async fn register_as(&self, bytes: Vec<u8>, again: bool) -> Result<Registered, RuntimeError> {
         let digest = ComponentDigest::of(&bytes);
+        let loaded = self
+            .inner
+            .components
+            .load(digest.clone(), bytes.clone())
+            .await?;
         self.inner
             .store
-            .put_component(digest.clone(), bytes.clone(), self.now())
+            .put_component(digest, bytes, again, self.now())
             .await?;
-        let loaded = self.inner.components.load(digest, bytes).await?;
         Ok(self.inner.components.publish(&loaded))
     }
 
@@ -322,17 +341,27 @@ impl Runtime {
         self.after_write(id, outcome)
     }
 
-    /// Terminates a running instance; its timers and waits are dropped.
-    pub async fn terminate(&self, id: &InstanceId, reason: &str) -> Result<(), RuntimeError> {
-        let (outcome, parent) = self
+    /// Terminates a running instance; its timers and waits are dropped. With `recursive`, its
+    /// running sub-orchestrations end terminated too; the instances that ended with it.
+    pub async fn terminate(
+        &self,
+        id: &InstanceId,
+        reason: &str,
+        recursive: bool,
+    ) -> Result<Vec<InstanceId>, RuntimeError> {
+        let (outcome, done) = self
             .inner
             .store
-            .terminate(id.clone(), reason.to_string(), self.now())
+            .terminate(id.clone(), reason.to_string(), recursive, self.now())
             .await?;
-        if let Some(parent) = parent {
+        if let Some(parent) = done.parent {
             self.wake(&parent);
         }
-        self.after_write(id, outcome)
+        for child in &done.children {
+            self.wake(child);
+        }
+        self.after_write(id, outcome)?;
+        Ok(done.children)
     }
 
     fn after_write(&self, id: &InstanceId, outcome: RaiseOutcome) -> Result<(), RuntimeError> {
@@ -459,12 +488,11 @@ impl Runtime {
         Ok(self.inner.store.list_entities(name, after, limit).await?)
     }
 
-    /// Deletes an entity's state and log.
-    pub async fn purge_entity(&self, entity: EntityKey) -> Result<(), RuntimeError> {
-        if self.inner.store.purge_entity(entity.clone()).await? {
-            Ok(())
-        } else {
-            Err(RuntimeError::EntityNotFound(entity))
+    /// Deletes an entity's state and log: how many entities (0 or 1) and log entries.
+    pub async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), RuntimeError> {
+        match self.inner.store.purge_entity(entity.clone()).await? {
+            (0, 0) => Err(RuntimeError::EntityNotFound(entity)),
+            deleted => Ok(deleted),
         }
     }
 
@@ -483,17 +511,25 @@ impl Runtime {
         Ok(self.inner.store.purge_where(filter).await?)
     }
 
-    /// Deletes an instance and its history.
-    pub async fn purge(&self, id: &InstanceId) -> Result<(), RuntimeError> {
-        if let Some(row) = self.inner.store.instance(id.clone()).await?
-            && !row.status.is_terminal()
-        {
-            self.terminate(id, "purged").await.ok();
+    /// Deletes an ended instance, its history and its ended sub-orchestrations; how many
+    /// instances. A running one is refused unless `force`, which terminates it (and its
+    /// sub-orchestrations) first.
+    pub async fn purge(&self, id: &InstanceId, force: bool) -> Result<usize, RuntimeError> {
+        let mut outcome = self.inner.store.purge(id.clone()).await?;
+        if force && let PurgeOutcome::Running(_) = outcome {
+            match self.terminate(id, "purged", true).await {
+                Ok(_) | Err(RuntimeError::Finished { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            outcome = self.inner.store.purge(id.clone()).await?;
         }
-        if self.inner.store.purge(id.clone()).await? {
-            Ok(())
-        } else {
-            Err(RuntimeError::NotFound(id.clone()))
+        match outcome {
+            PurgeOutcome::Purged(n) => Ok(n),
+            PurgeOutcome::NotFound => Err(RuntimeError::NotFound(id.clone())),
+            PurgeOutcome::Running(status) => Err(RuntimeError::Running {
+                id: id.clone(),
+                status,
+            }),
         }
     }
 
@@ -531,10 +567,19 @@ impl Runtime {
     /// Moves a manual clock forward and fires the timers that became due; returns the new time
     /// and how many instances got a timer.
     pub async fn advance_clock(&self, by: Duration) -> Result<(Millis, usize), RuntimeError> {
+        if !self.inner.clock.is_manual() {
+            return Err(RuntimeError::ClockNotManual);
+        }
+        // The new time is committed before any part of the server sees it.
+        let at = self
+            .inner
+            .store
+            .advance_manual_clock(self.now(), by.as_millis() as Millis)
+            .await?;
         let now = self
             .inner
             .clock
-            .advance(by)
+            .advance_to(at)
             .ok_or(RuntimeError::ClockNotManual)?;
         let fired = self.fire_due_timers().await?;
         Ok((now, fired))

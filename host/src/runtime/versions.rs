@@ -4,6 +4,7 @@
 //! there.
 
 use super::{Registered, Runtime, RuntimeError, activation};
+use crate::clock::Millis;
 use crate::history::{ComponentDigest, InstanceId, RuntimeStatus};
 use crate::store::Filter;
 
@@ -16,14 +17,66 @@ pub struct ReplayCheck {
     pub divergence: Option<String>,
 }
 
+/// A deployed component, as listed.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub digest: ComponentDigest,
+    pub deployed_at: Millis,
+    /// Whether it loaded in this process (a stored component that no longer loads is skipped).
+    pub loads: bool,
+    pub orchestrations: Vec<String>,
+    pub activities: Vec<String>,
+    pub entities: Vec<String>,
+    /// Its orchestrations that new instances start on it: those no newer deploy also exports.
+    pub serves_orchestrations: Vec<String>,
+    /// Its entities whose operations it applies.
+    pub serves_entities: Vec<String>,
+}
+
 /// How many running instances of one orchestration a check replays, at most.
 const CHECK_LIMIT: usize = 100;
 
 impl Runtime {
     /// Deploys a component: stores it and makes it the one new instances of its orchestrations
-    /// start on (and the one that applies its entities' operations).
+    /// start on (and the one that applies its entities' operations), also after a restart. A
+    /// component that does not load is refused and nothing is stored.
     pub async fn deploy(&self, bytes: Vec<u8>) -> Result<Registered, RuntimeError> {
-        self.register(bytes).await
+        self.register_as(bytes, true).await
+    }
+
+    /// The deployed components, oldest deploy first, with what each exports and serves.
+    pub async fn components(&self) -> Result<Vec<Deployment>, RuntimeError> {
+        let mut out = Vec::new();
+        for (digest, deployed_at) in self.inner.store.component_list().await? {
+            let loaded = self.inner.components.get(&digest);
+            let (orchestrations, activities, entities) = match &loaded {
+                Some(l) => (
+                    l.orchestrations.clone(),
+                    l.activities.clone(),
+                    l.entities.clone(),
+                ),
+                None => Default::default(),
+            };
+            let serves = |names: &[String], newest: &dyn Fn(&str) -> Option<ComponentDigest>| {
+                names
+                    .iter()
+                    .filter(|n| newest(n).as_ref() == Some(&digest))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            let components = &self.inner.components;
+            out.push(Deployment {
+                serves_orchestrations: serves(&orchestrations, &|n| components.digest_for(n)),
+                serves_entities: serves(&entities, &|n| components.entity_digest(n)),
+                loads: loaded.is_some(),
+                digest,
+                deployed_at,
+                orchestrations,
+                activities,
+                entities,
+            });
+        }
+        Ok(out)
     }
 
     /// Checks a component without deploying it: replays the histories of the running instances
@@ -60,6 +113,7 @@ impl Runtime {
             orchestrations: loaded.orchestrations.clone(),
             activities: loaded.activities.clone(),
             entities: loaded.entities.clone(),
+            replaced: Vec::new(),
         };
         Ok((registered, checks))
     }

@@ -351,19 +351,20 @@ impl Store {
     }
 
     /// Deletes an entity's state and log. Operations still waiting apply afterwards, to a new
-    /// entity. `false` if there was nothing to delete.
-    pub async fn purge_entity(&self, entity: EntityKey) -> Result<bool, StoreError> {
+    /// entity. How many entities (0 or 1) and log entries were deleted.
+    pub async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError> {
         self.write(move |c| {
-            exec(
+            let log = exec(
                 c,
                 "DELETE FROM entity_log WHERE name = ?1 AND key = ?2",
                 params![entity.name, entity.key],
             )?;
-            Ok(exec(
+            let state = exec(
                 c,
                 "DELETE FROM entities WHERE name = ?1 AND key = ?2",
                 params![entity.name, entity.key],
-            )? > 0)
+            )?;
+            Ok((state, log))
         })
         .await
     }

@@ -166,7 +166,8 @@ impl Store {
         .await
     }
 
-    /// Deletes the ended instances matching `filter`, with their histories; how many.
+    /// Deletes the ended instances matching `filter`, with their histories and their ended
+    /// sub-orchestrations; how many instances in all.
     pub async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError> {
         self.write(move |c| {
             let (sql, params) = filter.sql();
@@ -176,14 +177,52 @@ impl Store {
                 q.query_map(params_from_iter(params), |r| r.get(0))?
                     .collect::<Result<_, _>>()?
             };
-            for id in &ids {
-                c.execute("DELETE FROM history WHERE instance_id = ?1", [id])?;
-                c.execute("DELETE FROM history_archive WHERE instance_id = ?1", [id])?;
-                c.execute("DELETE FROM timers WHERE instance_id = ?1", [id])?;
-                c.execute("DELETE FROM activities WHERE instance_id = ?1", [id])?;
-                c.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+            let mut deleted = 0;
+            for id in ids {
+                let id: InstanceId = id
+                    .parse()
+                    .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))?;
+                // Purged already as another match's sub-orchestration, or not.
+                deleted += super::ops::purge_with_children(c, &id)?;
             }
-            Ok(ids.len())
+            Ok(deleted)
+        })
+        .await
+    }
+
+    /// The manual clock's time: the stored one, moved forward to `at_least` if that is later
+    /// (a first start stores `at_least`). The clock never moves back, also across restarts.
+    pub async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO manual_clock (id, now) VALUES (0, ?1)
+                 ON CONFLICT (id) DO UPDATE SET now = max(now, excluded.now)",
+                [at_least as i64],
+            )?;
+            let now: i64 = c.query_row("SELECT now FROM manual_clock WHERE id = 0", [], |r| {
+                r.get(0)
+            })?;
+            Ok(now as Millis)
+        })
+        .await
+    }
+
+    /// Moves the stored manual clock forward by `by` milliseconds from the later of its stored
+    /// time and `from`; the new time, durable when this returns.
+    pub async fn advance_manual_clock(
+        &self,
+        from: Millis,
+        by: Millis,
+    ) -> Result<Millis, StoreError> {
+        self.write(move |c| {
+            let now: i64 = c.query_row(
+                "INSERT INTO manual_clock (id, now) VALUES (0, ?1 + ?2)
+                 ON CONFLICT (id) DO UPDATE SET now = max(now, ?1) + ?2
+                 RETURNING now",
+                [from as i64, by as i64],
+                |r| r.get(0),
+            )?;
+            Ok(now as Millis)
         })
         .await
     }

@@ -11,7 +11,7 @@ pub use entities::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
 pub use manage::{ChangeOutcome, Filter, PageToken};
 pub use ops::{
     ActivityWork, Append, Appended, ChildStart, CompleteOutcome, CreateOutcome, Fired, InstanceRow,
-    RaiseOutcome, ScheduledActivity,
+    PurgeOutcome, RaiseOutcome, ScheduledActivity, Terminated,
 };
 pub use schema::Synchronous;
 

@@ -110,6 +110,25 @@ pub enum CreateOutcome {
     },
 }
 
+/// What a purge of one instance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeOutcome {
+    /// This many instances were deleted: the instance and its ended sub-orchestrations.
+    Purged(usize),
+    NotFound,
+    /// It has not ended; nothing was deleted.
+    Running(RuntimeStatus),
+}
+
+/// Who else a terminate changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Terminated {
+    /// The running parent told that its child ended.
+    pub parent: Option<InstanceId>,
+    /// Sub-orchestrations terminated with it (recursive terminate), parents before children.
+    pub children: Vec<InstanceId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RaiseOutcome {
     Raised(Seq),
@@ -249,6 +268,80 @@ fn tell_parent(
     Ok(Some(parent))
 }
 
+/// Ends a running instance as terminated: the event, the status, its work dropped.
+fn terminate_one(
+    c: &Connection,
+    id: &InstanceId,
+    reason: &str,
+    now: Millis,
+) -> Result<Seq, StoreError> {
+    let seqs = append_events(
+        c,
+        id,
+        &[HistoryEvent::Terminated {
+            reason: reason.to_string(),
+        }],
+        now,
+    )?;
+    exec(
+        c,
+        "UPDATE instances SET status = 'Terminated', failure = ?2 WHERE id = ?1",
+        params![id.as_str(), reason],
+    )?;
+    drop_pending_work(c, id)?;
+    Ok(seqs[0])
+}
+
+/// The sub-orchestrations of `parent` that have not ended.
+fn running_children(c: &Connection, parent: &InstanceId) -> Result<Vec<InstanceId>, StoreError> {
+    let ids: Vec<String> = c
+        .prepare_cached(
+            "SELECT id FROM instances
+             WHERE parent_id = ?1 AND status IN ('Pending', 'Running', 'Suspended')",
+        )?
+        .query_map([parent.as_str()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.into_iter()
+        .map(|s| s.parse().map_err(corrupt))
+        .collect()
+}
+
+/// Deletes an instance with its history and pending work, and its ended sub-orchestrations
+/// (and theirs); how many instances.
+pub(super) fn purge_with_children(c: &Connection, id: &InstanceId) -> Result<usize, StoreError> {
+    let mut doomed = vec![id.clone()];
+    let mut i = 0;
+    while i < doomed.len() {
+        let children: Vec<String> = c
+            .prepare_cached(
+                "SELECT id FROM instances WHERE parent_id = ?1
+                 AND status IN ('Completed', 'Failed', 'Terminated', 'ContinuedAsNew')",
+            )?
+            .query_map([doomed[i].as_str()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for child in children {
+            doomed.push(child.parse().map_err(corrupt)?);
+        }
+        i += 1;
+    }
+    let mut deleted = 0;
+    for id in &doomed {
+        drop_pending_work(c, id)?;
+        exec(
+            c,
+            "DELETE FROM history WHERE instance_id = ?1",
+            [id.as_str()],
+        )?;
+        exec(
+            c,
+            "DELETE FROM history_archive WHERE instance_id = ?1",
+            [id.as_str()],
+        )?;
+        deleted += exec(c, "DELETE FROM instances WHERE id = ?1", [id.as_str()])?;
+    }
+    Ok(deleted)
+}
+
 /// Drops the pending work of an instance that has ended.
 fn drop_pending_work(conn: &Connection, id: &InstanceId) -> Result<(), StoreError> {
     exec(
@@ -294,20 +387,49 @@ pub(super) fn read_instance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstan
 }
 
 impl Store {
-    /// Stores a component's bytes (once per digest).
+    /// Stores a component's bytes (once per digest) as the newest deployed; with `again`, a
+    /// component stored before becomes the newest too (else it keeps its place).
     pub async fn put_component(
         &self,
         digest: ComponentDigest,
         bytes: Vec<u8>,
+        again: bool,
         now: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |c| {
+            let next = "(SELECT coalesce(max(deploy_seq), 0) + 1 FROM components)";
             exec(
                 c,
-                "INSERT OR IGNORE INTO components (digest, bytes, added_at) VALUES (?1, ?2, ?3)",
+                &format!(
+                    "INSERT OR IGNORE INTO components (digest, bytes, added_at, deploy_seq)
+                     VALUES (?1, ?2, ?3, {next})"
+                ),
                 params![digest.as_str(), bytes, now as i64],
             )?;
+            if again && c.changes() == 0 {
+                exec(
+                    c,
+                    &format!(
+                        "UPDATE components SET deploy_seq = {next}, added_at = ?2 WHERE digest = ?1"
+                    ),
+                    params![digest.as_str(), now as i64],
+                )?;
+            }
             Ok(())
+        })
+        .await
+    }
+
+    /// The stored components' digests and deploy times, oldest deploy first.
+    pub async fn component_list(&self) -> Result<Vec<(ComponentDigest, Millis)>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare("SELECT digest, added_at FROM components ORDER BY deploy_seq")?;
+            let rows: Vec<(String, i64)> = q
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(d, at)| Ok((d.parse().map_err(corrupt)?, at as Millis)))
+                .collect()
         })
         .await
     }
@@ -323,11 +445,10 @@ impl Store {
         .await
     }
 
-    /// Every stored component, in the order they were first deployed.
+    /// Every stored component, in the order they were deployed.
     pub async fn stored_components(&self) -> Result<Vec<(ComponentDigest, Vec<u8>)>, StoreError> {
         self.read(|c| {
-            let mut q =
-                c.prepare("SELECT digest, bytes FROM components ORDER BY added_at, rowid")?;
+            let mut q = c.prepare("SELECT digest, bytes FROM components ORDER BY deploy_seq")?;
             let rows: Vec<(String, Vec<u8>)> = q
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
@@ -774,52 +895,49 @@ impl Store {
     }
 
     /// Ends a running instance as terminated; for a child, also returns the parent to wake.
+    /// With `recursive`, its running sub-orchestrations (and theirs) end terminated too, with a
+    /// reason that names their parent: [`Terminated::children`].
     pub async fn terminate(
         &self,
         id: InstanceId,
         reason: String,
+        recursive: bool,
         now: Millis,
-    ) -> Result<(RaiseOutcome, Option<InstanceId>), StoreError> {
-        self.write(move |c| match instance_status(c, &id)? {
-            None => Ok((RaiseOutcome::NotFound, None)),
-            Some(s) if s.is_terminal() => Ok((RaiseOutcome::Finished(s), None)),
-            Some(_) => {
-                let seqs = append_events(
-                    c,
-                    &id,
-                    &[HistoryEvent::Terminated {
-                        reason: reason.clone(),
-                    }],
-                    now,
-                )?;
-                exec(
-                    c,
-                    "UPDATE instances SET status = 'Terminated', failure = ?2 WHERE id = ?1",
-                    params![id.as_str(), reason],
-                )?;
-                drop_pending_work(c, &id)?;
-                let parent = tell_parent(c, &id, Err(format!("terminated: {reason}")), now)?;
-                Ok((RaiseOutcome::Raised(seqs[0]), parent))
-            }
+    ) -> Result<(RaiseOutcome, Terminated), StoreError> {
+        self.write(move |c| {
+            let mut done = Terminated::default();
+            let outcome = match instance_status(c, &id)? {
+                None => RaiseOutcome::NotFound,
+                Some(s) if s.is_terminal() => RaiseOutcome::Finished(s),
+                Some(_) => {
+                    let seq = terminate_one(c, &id, &reason, now)?;
+                    done.parent = tell_parent(c, &id, Err(format!("terminated: {reason}")), now)?;
+                    if recursive {
+                        let mut parents = vec![id.clone()];
+                        while let Some(parent) = parents.pop() {
+                            let why = format!("parent instance '{parent}' was terminated");
+                            for child in running_children(c, &parent)? {
+                                terminate_one(c, &child, &why, now)?;
+                                done.children.push(child.clone());
+                                parents.push(child);
+                            }
+                        }
+                    }
+                    RaiseOutcome::Raised(seq)
+                }
+            };
+            Ok((outcome, done))
         })
         .await
     }
 
-    /// Deletes an instance and its history. `false` if there was none.
-    pub async fn purge(&self, id: InstanceId) -> Result<bool, StoreError> {
-        self.write(move |c| {
-            drop_pending_work(c, &id)?;
-            exec(
-                c,
-                "DELETE FROM history WHERE instance_id = ?1",
-                [id.as_str()],
-            )?;
-            exec(
-                c,
-                "DELETE FROM history_archive WHERE instance_id = ?1",
-                [id.as_str()],
-            )?;
-            Ok(exec(c, "DELETE FROM instances WHERE id = ?1", [id.as_str()])? > 0)
+    /// Deletes an ended instance with its history, and its ended sub-orchestrations (and
+    /// theirs); a running one is left as it is.
+    pub async fn purge(&self, id: InstanceId) -> Result<PurgeOutcome, StoreError> {
+        self.write(move |c| match instance_status(c, &id)? {
+            None => Ok(PurgeOutcome::NotFound),
+            Some(s) if !s.is_terminal() => Ok(PurgeOutcome::Running(s)),
+            Some(_) => Ok(PurgeOutcome::Purged(purge_with_children(c, &id)?)),
         })
         .await
     }
@@ -973,7 +1091,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
         store
-            .put_component(ComponentDigest::of(b"c"), b"c".to_vec(), 0)
+            .put_component(ComponentDigest::of(b"c"), b"c".to_vec(), false, 0)
             .await
             .unwrap();
         let id: InstanceId = "i".parse().unwrap();

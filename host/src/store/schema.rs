@@ -142,6 +142,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (name, key, seq)
     ) STRICT;
     "#,
+    // 7: the manual clock's time, kept across restarts (one row); the order components were
+    // deployed in (a deploy of a stored component moves it to the end).
+    r#"
+    CREATE TABLE manual_clock (
+        id  INTEGER PRIMARY KEY CHECK (id = 0),
+        now INTEGER NOT NULL
+    ) STRICT;
+    ALTER TABLE components ADD COLUMN deploy_seq INTEGER NOT NULL DEFAULT 0;
+    UPDATE components SET deploy_seq = rowid;
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
