@@ -6,7 +6,7 @@
 //! appends the log entry and, for a call, records the output in the caller's history, all in
 //! one transaction: an operation is applied once, and none is lost, whenever the host dies.
 
-use super::ops::{append_events, exec};
+use super::rows::{append_events, exec};
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::history::{HistoryEvent, InstanceId, Pos, RuntimeStatus};

@@ -1,7 +1,7 @@
 //! Operator operations: suspend and resume, listing with filters and paging, purging by
 //! filter, and server secrets.
 
-use super::ops::{InstanceRow, RawInstance, finish_instance, read_instance};
+use super::rows::{InstanceRow, RawInstance, finish_instance, read_instance};
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
@@ -113,7 +113,7 @@ impl Store {
             } else {
                 (HistoryEvent::Resumed { reason }, RuntimeStatus::Running)
             };
-            super::ops::append_events(c, &id, &[event], now)?;
+            super::rows::append_events(c, &id, &[event], now)?;
             c.execute(
                 "UPDATE instances SET status = ?2 WHERE id = ?1",
                 params![id.as_str(), new_status.as_str()],
@@ -183,7 +183,7 @@ impl Store {
                     .parse()
                     .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))?;
                 // Purged already as another match's sub-orchestration, or not.
-                deleted += super::ops::purge_with_children(c, &id)?;
+                deleted += super::instances::purge_with_children(c, &id)?;
             }
             Ok(deleted)
         })

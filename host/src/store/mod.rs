@@ -2,18 +2,25 @@
 //! commits whatever has queued up in one transaction (group commit); each caller still waits
 //! for its own commit. Reads use a connection per thread.
 
+mod components;
 mod entities;
+mod instances;
 mod manage;
-mod ops;
+mod rows;
 pub mod schema;
+#[cfg(test)]
+mod tests;
+mod work;
 
 pub use entities::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
-pub use manage::{ChangeOutcome, Filter, PageToken};
-pub use ops::{
-    ActivityWork, Append, Appended, ChildStart, CompleteOutcome, CreateOutcome, Fired, InstanceRow,
-    PurgeOutcome, RaiseOutcome, ScheduledActivity, Terminated,
+pub use instances::{
+    Append, Appended, ChildStart, CreateOutcome, PurgeOutcome, RaiseOutcome, ScheduledActivity,
+    Terminated,
 };
+pub use manage::{ChangeOutcome, Filter, PageToken};
+pub use rows::InstanceRow;
 pub use schema::Synchronous;
+pub use work::{ActivityWork, CompleteOutcome, Fired};
 
 use rusqlite::{Connection, Transaction};
 use std::path::{Path, PathBuf};

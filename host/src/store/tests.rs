@@ -1,0 +1,240 @@
+//! The store's own tests: one write path at a time, on a real SQLite file.
+
+use super::*;
+use crate::history::{ComponentDigest, HistoryEvent, InstanceId, RuntimeStatus};
+
+fn started() -> HistoryEvent {
+    HistoryEvent::Started {
+        name: "o".into(),
+        input: "1".into(),
+        digest: ComponentDigest::of(b"c"),
+        seed: 7,
+        at: 0,
+    }
+}
+
+async fn store() -> (tempfile::TempDir, Store, InstanceId) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
+    store
+        .put_component(ComponentDigest::of(b"c"), b"c".to_vec(), false, 0)
+        .await
+        .unwrap();
+    let id: InstanceId = "i".parse().unwrap();
+    let created = store
+        .create_instance(id.clone(), started(), 0)
+        .await
+        .unwrap();
+    assert_eq!(created, CreateOutcome::Created);
+    (dir, store, id)
+}
+
+#[tokio::test]
+async fn starting_twice_is_idempotent_for_the_same_input_only() {
+    let (_d, store, id) = store().await;
+    let again = store
+        .create_instance(id.clone(), started(), 1)
+        .await
+        .unwrap();
+    assert_eq!(again, CreateOutcome::Exists { same_input: true });
+    let HistoryEvent::Started {
+        digest,
+        seed,
+        at,
+        name,
+        ..
+    } = started()
+    else {
+        unreachable!()
+    };
+    let other = HistoryEvent::Started {
+        name,
+        input: "2".into(),
+        digest,
+        seed,
+        at,
+    };
+    let again = store.create_instance(id, other, 1).await.unwrap();
+    assert_eq!(again, CreateOutcome::Exists { same_input: false });
+}
+
+#[tokio::test]
+async fn an_activity_result_is_recorded_once() {
+    let (_d, store, id) = store().await;
+    let append = Append {
+        events: vec![HistoryEvent::ActivityScheduled {
+            pos: 0,
+            name: "a".into(),
+            input: "null".into(),
+            retry: None,
+        }],
+        activities: vec![ScheduledActivity {
+            pos: 0,
+            name: "a".into(),
+            input: "null".into(),
+            retry: None,
+        }],
+        ..Append::default()
+    };
+    store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    assert_eq!(store.pending_activities().await.unwrap().len(), 1);
+    let first = store
+        .complete_activity(id.clone(), 0, Ok("1".into()), 2)
+        .await
+        .unwrap();
+    let second = store
+        .complete_activity(id.clone(), 0, Ok("2".into()), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, second),
+        (CompleteOutcome::Recorded, CompleteOutcome::Ignored)
+    );
+    assert!(store.pending_activities().await.unwrap().is_empty());
+    let history = store.history(id, 0).await.unwrap();
+    let results: Vec<_> = history
+        .iter()
+        .filter(|r| matches!(r.event, HistoryEvent::ActivityCompleted { .. }))
+        .collect();
+    assert_eq!(results.len(), 1);
+    assert_eq!(
+        history.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+}
+
+#[tokio::test]
+async fn timers_fire_once_when_due_and_die_with_the_instance() {
+    let (_d, store, id) = store().await;
+    let append = Append {
+        events: vec![
+            HistoryEvent::TimerCreated {
+                pos: 0,
+                fire_at: 10,
+            },
+            HistoryEvent::TimerCreated {
+                pos: 1,
+                fire_at: 20,
+            },
+        ],
+        timers: vec![(0, 10), (1, 20)],
+        ..Append::default()
+    };
+    store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    assert_eq!(store.next_timer_due().await.unwrap(), Some(10));
+    assert!(store.fire_due_timers(9).await.unwrap().woken.is_empty());
+    assert_eq!(
+        store.fire_due_timers(10).await.unwrap().woken,
+        vec![id.clone()]
+    );
+    assert!(
+        store.fire_due_timers(10).await.unwrap().woken.is_empty(),
+        "fired once"
+    );
+    let end = Append {
+        events: vec![HistoryEvent::Completed {
+            output: "true".into(),
+        }],
+        end: Some((RuntimeStatus::Completed, Some("true".into()), None)),
+        ..Append::default()
+    };
+    store.append(id.clone(), end, 11).await.unwrap().unwrap();
+    assert_eq!(
+        store.next_timer_due().await.unwrap(),
+        None,
+        "pending timer dropped"
+    );
+    assert_eq!(
+        store
+            .raise_event(id.clone(), "e".into(), "1".into(), 12)
+            .await
+            .unwrap(),
+        RaiseOutcome::Finished(RuntimeStatus::Completed)
+    );
+    let late = Append {
+        events: vec![HistoryEvent::Now { pos: 2, value: 0 }],
+        ..Append::default()
+    };
+    assert_eq!(
+        store.append(id, late, 13).await.unwrap(),
+        None,
+        "nothing after the end"
+    );
+}
+
+#[tokio::test]
+async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
+    use crate::store::{AppliedOp, EntityKey, EntityOp};
+    let (_d, store, id) = store().await;
+    let entity = EntityKey {
+        name: "counter".into(),
+        key: "k".into(),
+    };
+    let call = EntityOp {
+        entity: entity.clone(),
+        operation: "add".into(),
+        input: "2".into(),
+        reply: Some(0),
+    };
+    let append = Append {
+        events: vec![HistoryEvent::EntityCalled {
+            pos: 0,
+            name: "counter".into(),
+            key: "k".into(),
+            operation: "add".into(),
+            input: "2".into(),
+        }],
+        entity_ops: vec![call],
+        ..Append::default()
+    };
+    let appended = store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    assert_eq!(appended.entities, vec![entity.clone()]);
+    let op = store.next_entity_op(entity.clone()).await.unwrap().unwrap();
+    assert_eq!((op.operation.as_str(), op.state), ("add", None));
+    let done = AppliedOp::Done {
+        state: Some("2".into()),
+        output: "2".into(),
+    };
+    let caller = store
+        .finish_entity_op(entity.clone(), op.id, done.clone(), 2)
+        .await
+        .unwrap();
+    assert_eq!(caller, Some(id.clone()));
+    // Stored again (say, by a second worker): nothing changes.
+    let again = store
+        .finish_entity_op(entity.clone(), op.id, done, 3)
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert!(
+        store
+            .next_entity_op(entity.clone())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let row = store.entity(entity.clone()).await.unwrap().unwrap();
+    assert_eq!((row.state.as_deref(), row.operations), (Some("2"), 1));
+    assert_eq!(store.entity_log(entity, 0, 10).await.unwrap().len(), 1);
+    let history = store.history(id, 0).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().event,
+        HistoryEvent::EntityCallCompleted {
+            handle: 0,
+            output: "2".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn events_to_unknown_instances_are_refused() {
+    let (_d, store, _id) = store().await;
+    let nobody: InstanceId = "nobody".parse().unwrap();
+    assert_eq!(
+        store
+            .raise_event(nobody, "e".into(), "1".into(), 1)
+            .await
+            .unwrap(),
+        RaiseOutcome::NotFound
+    );
+}

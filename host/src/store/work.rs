@@ -1,0 +1,212 @@
+//! Work: activities to run and their results (with retries), and timers that fire.
+
+use super::rows::{append_events, corrupt, exec, instance_status};
+use super::{Store, StoreError};
+use crate::clock::Millis;
+use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Pos, RetryPolicy};
+use rusqlite::{OptionalExtension, params};
+
+/// An activity to run.
+#[derive(Debug, Clone)]
+pub struct ActivityWork {
+    pub instance: InstanceId,
+    pub pos: Pos,
+    pub name: String,
+    pub input: String,
+    pub attempt: u32,
+    pub digest: ComponentDigest,
+}
+
+/// What recording an activity's result did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// The result is in the history.
+    Recorded,
+    /// The attempt failed and the policy retries it at this time.
+    Retrying(Millis),
+    /// Recorded before, or the instance has ended: nothing was written.
+    Ignored,
+}
+
+/// What firing due timers did.
+#[derive(Debug, Default)]
+pub struct Fired {
+    /// Instances that got a `timer_fired`.
+    pub woken: Vec<InstanceId>,
+    /// Activities whose retry delay is over.
+    pub retries: Vec<ActivityWork>,
+}
+
+impl Store {
+    /// Records an activity's result, once. A failed attempt of an activity with a retry policy
+    /// is recorded as such and a retry timer armed instead, while the policy allows.
+    pub async fn complete_activity(
+        &self,
+        id: InstanceId,
+        pos: Pos,
+        result: Result<String, String>,
+        now: Millis,
+    ) -> Result<CompleteOutcome, StoreError> {
+        self.write(move |c| {
+            let row: Option<(u32, Option<String>)> = c
+                .query_row(
+                    "SELECT attempt, retry FROM activities WHERE instance_id = ?1 AND pos = ?2",
+                    params![id.as_str(), pos],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let Some((attempt, retry)) = row else {
+                return Ok(CompleteOutcome::Ignored);
+            };
+            match instance_status(c, &id)? {
+                Some(s) if !s.is_terminal() => {}
+                _ => return Ok(CompleteOutcome::Ignored),
+            }
+            if let (Err(error), Some(retry)) = (&result, retry) {
+                let policy: RetryPolicy = serde_json::from_str(&retry)
+                    .map_err(|e| StoreError::Corrupt(format!("retry policy: {e}")))?;
+                if let Some(delay) = policy.retry_delay(attempt, error) {
+                    let retry_at = now.saturating_add(delay);
+                    exec(c,
+                        "UPDATE activities SET attempt = attempt + 1 WHERE instance_id = ?1 AND pos = ?2",
+                        params![id.as_str(), pos],
+                    )?;
+                    exec(c,
+                        "INSERT OR REPLACE INTO timers (instance_id, pos, fire_at, kind)
+                         VALUES (?1, ?2, ?3, 'retry')",
+                        params![id.as_str(), pos, retry_at as i64],
+                    )?;
+                    let event = HistoryEvent::ActivityAttemptFailed {
+                        handle: pos,
+                        attempt,
+                        error: error.clone(),
+                        retry_at,
+                    };
+                    append_events(c, &id, &[event], now)?;
+                    return Ok(CompleteOutcome::Retrying(retry_at));
+                }
+            }
+            exec(c,
+                "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
+                params![id.as_str(), pos],
+            )?;
+            let event = match result {
+                Ok(output) => HistoryEvent::ActivityCompleted {
+                    handle: pos,
+                    output,
+                },
+                Err(error) => HistoryEvent::ActivityFailed { handle: pos, error },
+            };
+            append_events(c, &id, &[event], now)?;
+            Ok(CompleteOutcome::Recorded)
+        })
+        .await
+    }
+
+    /// Fires every timer due at `now`: an orchestration's timer gets `timer_fired`; an
+    /// activity's retry timer hands the activity back to run again. Each fires once.
+    pub async fn fire_due_timers(&self, now: Millis) -> Result<Fired, StoreError> {
+        self.write(move |c| {
+            let due: Vec<(String, Pos, String)> = {
+                let mut q = c.prepare_cached(
+                    "SELECT instance_id, pos, kind FROM timers WHERE fire_at <= ?1
+                     ORDER BY fire_at, instance_id, pos",
+                )?;
+                q.query_map([now as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?
+            };
+            let mut fired = Fired::default();
+            for (instance, pos, kind) in due {
+                let id: InstanceId = instance.parse().map_err(corrupt)?;
+                exec(
+                    c,
+                    "DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2",
+                    params![id.as_str(), pos],
+                )?;
+                if kind == "retry" {
+                    let work = c
+                        .query_row(
+                            "SELECT a.name, a.input, a.attempt, i.digest
+                             FROM activities a JOIN instances i ON i.id = a.instance_id
+                             WHERE a.instance_id = ?1 AND a.pos = ?2",
+                            params![id.as_str(), pos],
+                            |r| {
+                                Ok((
+                                    r.get::<_, String>(0)?,
+                                    r.get::<_, String>(1)?,
+                                    r.get::<_, u32>(2)?,
+                                    r.get::<_, String>(3)?,
+                                ))
+                            },
+                        )
+                        .optional()?;
+                    if let Some((name, input, attempt, digest)) = work {
+                        fired.retries.push(ActivityWork {
+                            instance: id,
+                            pos,
+                            name,
+                            input,
+                            attempt,
+                            digest: digest.parse().map_err(corrupt)?,
+                        });
+                    }
+                    continue;
+                }
+                append_events(c, &id, &[HistoryEvent::TimerFired { handle: pos }], now)?;
+                if fired.woken.last() != Some(&id) {
+                    fired.woken.push(id);
+                }
+            }
+            Ok(fired)
+        })
+        .await
+    }
+
+    /// Activities scheduled, not recorded as completed and not waiting for a retry (to run
+    /// again after a restart).
+    pub async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
+        self.read(|c| {
+            let mut q = c.prepare(
+                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
+                 FROM activities a JOIN instances i ON i.id = a.instance_id
+                 WHERE NOT EXISTS (SELECT 1 FROM timers t
+                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)",
+            )?;
+            let rows: Vec<(String, Pos, String, String, u32, String)> = q
+                .query_map([], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            rows.into_iter()
+                .map(|(instance, pos, name, input, attempt, digest)| {
+                    Ok(ActivityWork {
+                        instance: instance.parse().map_err(corrupt)?,
+                        pos,
+                        name,
+                        input,
+                        attempt,
+                        digest: digest.parse().map_err(corrupt)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// When the next timer is due, if any is armed.
+    pub async fn next_timer_due(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(|c| {
+            let at: Option<i64> =
+                c.query_row("SELECT min(fire_at) FROM timers", [], |r| r.get(0))?;
+            Ok(at.map(|a| a as Millis))
+        })
+        .await
+    }
+}
