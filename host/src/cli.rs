@@ -248,12 +248,16 @@ enum ClockCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colour only on a terminal, and not when NO_COLOR is set (to anything but "").
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "weft=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
