@@ -76,6 +76,9 @@ enum Command {
         /// The largest request body accepted, in bytes (larger ones get 413).
         #[arg(long, default_value_t = api::MAX_BODY)]
         max_body: usize,
+        /// Seconds a request body may stop arriving before the request is answered 408.
+        #[arg(long, default_value_t = api::limits::BODY_TIMEOUT.as_secs_f64())]
+        body_timeout: f64,
         /// The most bytes the database file may grow to; writes past it fail with 503 and keep
         /// nothing (default: no limit but the disk's).
         #[arg(long)]
@@ -298,12 +301,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             synchronous,
             max_body,
+            body_timeout,
             max_db_size,
             limits,
         } => {
             serve(ServeArgs {
                 max_hot,
                 max_body,
+                body_timeout,
                 max_db_size,
                 limits,
                 db,
@@ -731,6 +736,7 @@ struct ServeArgs {
     idle_timeout: f64,
     max_hot: usize,
     max_body: usize,
+    body_timeout: f64,
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
@@ -746,6 +752,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for (flag, secs) in [
         ("--activation-deadline", l.activation_deadline),
         ("--activity-timeout", l.activity_timeout),
+        ("--body-timeout", args.body_timeout),
     ] {
         if !(secs.is_finite() && (0.01..=1e9).contains(&secs)) {
             bail!("{flag} must be a number of seconds from 0.01 to 1e9");
@@ -830,6 +837,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: public_url.into(),
         token: token.into(),
         max_body: args.max_body,
+        body_timeout: Duration::from_secs_f64(args.body_timeout),
     });
     eprintln!("weft listening on http://{addr}");
     axum::serve(listener, app)

@@ -5,11 +5,13 @@ mod components;
 mod entities;
 mod error;
 mod instances;
+pub mod limits;
 pub mod schema;
 
 pub use error::ApiError;
 
 use crate::runtime::{Runtime, RuntimeError};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,7 +20,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub struct AppState {
     pub token: Arc<str>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// How long a request body may stop arriving before the request is answered `408`.
+    pub body_timeout: Duration,
 }
 
 /// The largest request body accepted by default.
@@ -86,6 +93,13 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
+                .map_request(|r: Request<TimeoutBody<Body>>| r.map(Body::new)),
+        )
+        .layer(ValidateRequestHeaderLayer::custom(limits::check_head))
+        .layer(middleware::map_response(limits::json_errors))
         .with_state(state)
 }
 
