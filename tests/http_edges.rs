@@ -1,6 +1,6 @@
 //! The edges of the HTTP API, over real HTTP: every error weft sends is JSON, also for
-//! requests refused before a handler sees them; an invalid instance id is refused with the
-//! rule it broke.
+//! requests refused before a handler sees them; readiness says whether the store takes
+//! writes; an invalid instance id is refused with the rule it broke.
 
 mod common;
 
@@ -151,6 +151,47 @@ async fn a_method_a_route_does_not_take_is_answered_405_in_json() {
             "{method} {path}"
         );
     }
+}
+
+#[tokio::test]
+async fn readyz_answers_503_while_the_database_takes_no_writes() {
+    let weft = Weft::start(Options::new(&[]));
+    let anonymous = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client");
+    let readyz = async || {
+        let r = anonymous
+            .get(format!("{}/readyz", weft.url))
+            .send()
+            .await
+            .expect("readyz");
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.expect("a JSON body"))
+    };
+    let (status, body) = readyz().await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+
+    // Another process holds the database's write lock: weft's writes wait, then fail.
+    let db = rusqlite::Connection::open(weft.db()).expect("open the database");
+    db.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let (status, body) = readyz().await;
+    assert_error(status, &body, 503, "not_ready");
+    // Liveness does not depend on the store.
+    let healthz = anonymous
+        .get(format!("{}/healthz", weft.url))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthz.status().as_u16(), 200);
+
+    db.execute_batch("ROLLBACK").expect("let go of the lock");
+    weft.eventually("readyz answers 200 again", async || {
+        (readyz().await.0 == 200).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -101,6 +102,40 @@ pub fn router(state: AppState) -> Router {
         .layer(ValidateRequestHeaderLayer::custom(limits::check_head))
         .layer(middleware::map_response(limits::json_errors))
         .with_state(state)
+}
+
+/// How long the readiness probe waits for the store.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+/// Readiness: whether the store answers a read and commits a write (`/healthz` answers as long
+/// as the process serves HTTP).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "The store answered a read and committed a write", body = schema::Ready),
+        (status = 503, description = "The store did not: `not_ready` with the reason", body = schema::ErrorBody),
+    )
+)]
+async fn readyz(State(app): State<AppState>) -> Result<Json<schema::Ready>, ApiError> {
+    let reason = match tokio::time::timeout(READY_WITHIN, app.runtime.store().probe()).await {
+        Ok(Ok(())) => {
+            return Ok(Json(schema::Ready {
+                status: "ready".into(),
+            }));
+        }
+        Ok(Err(e)) => format!("the store did not take a write: {e}"),
+        Err(_) => format!(
+            "the store did not commit a write within {} s",
+            READY_WITHIN.as_secs()
+        ),
+    };
+    tracing::warn!("not ready: {reason}");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        reason,
+    ))
 }
 
 async fn openapi(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {

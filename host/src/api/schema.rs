@@ -215,6 +215,13 @@ pub struct Upgraded {
     pub to: String,
 }
 
+/// The answer of a ready server.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+}
+
 /// Every error: a stable code and a message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -280,7 +287,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "weft",
-        description = "Durable workflows in WebAssembly components: the management API. Every route but `/callbacks/...`, `/healthz` and `/openapi.json` needs `Authorization: Bearer TOKEN`."
+        description = "Durable workflows in WebAssembly components: the management API. Every route but `/callbacks/...`, `/healthz`, `/readyz` and `/openapi.json` needs `Authorization: Bearer TOKEN`."
     ),
     paths(
         super::instances::start,
@@ -301,6 +308,7 @@ impl Modify for BearerAuth {
         super::entities::purge_entity,
         super::components::deploy,
         super::components::upgrade,
+        super::readyz,
     ),
     modifiers(&BearerAuth, &InstanceLinks)
 )]
