@@ -44,6 +44,7 @@ async fn app_with(clock: Arc<dyn Clock>) -> App {
         public_url: "http://weft.test".into(),
         token: TOKEN.into(),
         max_body: weft::api::MAX_BODY,
+        body_timeout: weft::api::limits::BODY_TIMEOUT,
     });
     App { router, _dir: dir }
 }

@@ -271,6 +271,7 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
         public_url: url.clone().into(),
         token: "bench".into(),
         max_body: weft::api::MAX_BODY,
+        body_timeout: weft::api::limits::BODY_TIMEOUT,
     });
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();

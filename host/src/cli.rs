@@ -76,6 +76,9 @@ enum Command {
         /// The largest request body accepted, in bytes (larger ones get 413).
         #[arg(long, default_value_t = api::MAX_BODY)]
         max_body: usize,
+        /// Seconds a request body may stop arriving before the request is answered 408.
+        #[arg(long, default_value_t = api::limits::BODY_TIMEOUT.as_secs_f64())]
+        body_timeout: f64,
         /// The most bytes the database file may grow to; writes past it fail with 503 and keep
         /// nothing (default: no limit but the disk's).
         #[arg(long)]
@@ -256,12 +259,16 @@ enum ClockCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Colour only on a terminal, and not when NO_COLOR is set (to anything but "").
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "weft=info,warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -302,12 +309,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             synchronous,
             max_body,
+            body_timeout,
             max_db_size,
             limits,
         } => {
             serve(ServeArgs {
                 max_hot,
                 max_body,
+                body_timeout,
                 max_db_size,
                 limits,
                 db,
@@ -749,6 +758,7 @@ struct ServeArgs {
     idle_timeout: f64,
     max_hot: usize,
     max_body: usize,
+    body_timeout: f64,
     public_url: Option<String>,
     synchronous: Synchronous,
     token: Option<String>,
@@ -764,6 +774,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for (flag, secs) in [
         ("--activation-deadline", l.activation_deadline),
         ("--activity-timeout", l.activity_timeout),
+        ("--body-timeout", args.body_timeout),
     ] {
         if !(secs.is_finite() && (0.01..=1e9).contains(&secs)) {
             bail!("{flag} must be a number of seconds from 0.01 to 1e9");
@@ -859,6 +870,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: public_url.into(),
         token: token.into(),
         max_body: args.max_body,
+        body_timeout: Duration::from_secs_f64(args.body_timeout),
     });
     eprintln!("weft listening on http://{addr}");
     axum::serve(listener, app)

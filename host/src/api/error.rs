@@ -27,6 +27,18 @@ impl ApiError {
     }
 
     pub fn from_body_rejection(r: BytesRejection) -> Self {
+        // A body that stopped arriving (see `AppState::body_timeout`).
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&r);
+        while let Some(e) = cause {
+            if e.is::<tower_http::timeout::TimeoutError>() {
+                return Self::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body stopped arriving before it was complete",
+                );
+            }
+            cause = e.source();
+        }
         let status = r.status();
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
             "payload_too_large"

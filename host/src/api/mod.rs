@@ -5,11 +5,13 @@ mod components;
 mod entities;
 mod error;
 mod instances;
+pub mod limits;
 pub mod schema;
 
 pub use error::ApiError;
 
 use crate::runtime::{Runtime, RuntimeError};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,7 +20,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutBody};
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub struct AppState {
     pub token: Arc<str>,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// How long a request body may stop arriving before the request is answered `408`.
+    pub body_timeout: Duration,
 }
 
 /// The largest request body accepted by default.
@@ -80,6 +87,7 @@ pub fn router(state: AppState) -> Router {
             "/healthz",
             get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
         )
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -89,7 +97,48 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.max_body))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(RequestBodyTimeoutLayer::new(state.body_timeout))
+                .map_request(|r: Request<TimeoutBody<Body>>| r.map(Body::new)),
+        )
+        .layer(ValidateRequestHeaderLayer::custom(limits::check_head))
+        .layer(middleware::map_response(limits::json_errors))
         .with_state(state)
+}
+
+/// How long the readiness probe waits for the store.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
+/// Readiness: whether the store answers a read and commits a write (`/healthz` answers as long
+/// as the process serves HTTP).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "The store answered a read and committed a write", body = schema::Ready),
+        (status = 503, description = "The store did not: `not_ready` with the reason", body = schema::ErrorBody),
+    )
+)]
+async fn readyz(State(app): State<AppState>) -> Result<Json<schema::Ready>, ApiError> {
+    let reason = match tokio::time::timeout(READY_WITHIN, app.runtime.store().probe()).await {
+        Ok(Ok(())) => {
+            return Ok(Json(schema::Ready {
+                status: "ready".into(),
+            }));
+        }
+        Ok(Err(e)) => format!("the store did not take a write: {e}"),
+        Err(_) => format!(
+            "the store did not commit a write within {} s",
+            READY_WITHIN.as_secs()
+        ),
+    };
+    tracing::warn!("not ready: {reason}");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_ready",
+        reason,
+    ))
 }
 
 async fn openapi(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {

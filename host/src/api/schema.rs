@@ -257,6 +257,13 @@ pub struct Upgraded {
     pub to: String,
 }
 
+/// The answer of a ready server.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+}
+
 /// Every error: a stable code and a message.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
@@ -322,7 +329,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(
         title = "weft",
-        description = "Durable workflows in WebAssembly components: the management API. Every route but `/callbacks/...`, `/healthz` and `/openapi.json` needs `Authorization: Bearer TOKEN`."
+        description = "Durable workflows in WebAssembly components: the management API. Every route but `/callbacks/...`, `/healthz`, `/readyz` and `/openapi.json` needs `Authorization: Bearer TOKEN`."
     ),
     paths(
         super::instances::start,
@@ -344,6 +351,7 @@ impl Modify for BearerAuth {
         super::components::deploy,
         super::components::list_components,
         super::components::upgrade,
+        super::readyz,
     ),
     modifiers(&BearerAuth, &InstanceLinks)
 )]

@@ -19,6 +19,10 @@ pub struct InvalidId {
 pub struct InstanceId(String);
 
 impl InstanceId {
+    /// What an instance id may be.
+    pub const RULE: &'static str = "must be 1 to 128 characters, each an ASCII letter (A-Z, a-z), \
+        a digit (0-9) or one of - _ . :";
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -38,14 +42,12 @@ impl FromStr for InstanceId {
             value: s.chars().take(140).collect(),
             why,
         };
-        if s.is_empty() || s.len() > 128 {
-            return Err(invalid("must be 1 to 128 characters long"));
-        }
-        if !s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-        {
-            return Err(invalid("may hold only letters, digits and - _ . :"));
+        // One rule, said whole whichever part of it was broken.
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'));
+        if !ok {
+            return Err(invalid(Self::RULE));
         }
         Ok(Self(s.to_string()))
     }
@@ -136,6 +138,10 @@ mod tests {
         assert!("".parse::<InstanceId>().is_err());
         assert!("a/b".parse::<InstanceId>().is_err());
         assert!("x".repeat(129).parse::<InstanceId>().is_err());
+        assert!("x".repeat(128).parse::<InstanceId>().is_ok());
+        // Letters outside ASCII are not allowed, and the message says so.
+        let e = "café".parse::<InstanceId>().unwrap_err();
+        assert!(e.to_string().contains("ASCII letter"), "{e}");
     }
 
     #[test]

@@ -140,6 +140,22 @@ impl Store {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// The readiness probe: a read, then a write through the writer (one row of its own in
+    /// `secrets`, rewritten each time) that must commit.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO secrets (name, value) VALUES ('readiness-probe', randomblob(8))
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `f` on this thread's read connection to the database. Reads are short (an
     /// instance's row or the tail of its history), so they run in place: no thread hand-off, no
     /// lock shared between threads; WAL lets them run beside the writer.

@@ -10,26 +10,43 @@ const WINDOW: Duration = Duration::from_secs(90);
 const TRIES: usize = 4;
 
 /// Input: the phone number. Output: whether the person answered with the right code in time.
+/// The custom status shows the tries used so far: `{"triesUsed": N, "triesLeft": M}`.
 fn phone_verification(ctx: &Context, phone_number: String) -> Result<bool, Error> {
     let code: u32 = ctx
         .call_activity("send-sms-challenge", &phone_number)
         .get()?;
     let deadline = ctx.timer(WINDOW);
-    for attempt in 1..=TRIES {
+    for used in 1..=TRIES {
         let answer = ctx.wait_event::<serde_json::Value>("SmsChallengeResponse");
         if ctx.when_any(&[&answer, &deadline]) == 1 {
             ctx.log("the challenge timed out");
             return Ok(false);
         }
         let answer = answer.get()?;
-        if answer.as_u64() == Some(u64::from(code)) {
+        if as_code(&answer) == Some(code) {
             return Ok(true);
         }
         ctx.log(format_args!(
-            "wrong answer {answer} (try {attempt} of {TRIES})"
+            "wrong answer {answer} (try {used} of {TRIES})"
         ));
+        ctx.set_custom_status(&serde_json::json!({
+            "triesUsed": used,
+            "triesLeft": TRIES - used,
+        }))?;
     }
     Ok(false)
+}
+
+/// The code in an answer: a number (`1234`) or a string of digits (`"1234"`); anything else is
+/// no code, and counts as a wrong try.
+fn as_code(answer: &serde_json::Value) -> Option<u32> {
+    match answer {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => None,
+    }
 }
 
 /// Sends a random 4-digit code to the phone number through Twilio's REST API and returns it.
