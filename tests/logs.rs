@@ -23,12 +23,12 @@ async fn a_log_written_to_a_pipe_has_no_colour_codes() {
 }
 
 /// Runs `weft serve` under a pseudo-terminal (`script` from util-linux), with `no_color` as
-/// `NO_COLOR` (unset if `None`), until it listens; returns what it wrote to the terminal, or
-/// `None` when `script` is not installed.
-fn log_on_a_terminal(no_color: Option<&str>) -> Option<String> {
-    if Command::new("script").arg("--version").output().is_err() {
-        return None;
-    }
+/// `NO_COLOR` (unset if `None`), until it listens; returns what it wrote to the terminal.
+fn log_on_a_terminal(no_color: Option<&str>) -> String {
+    assert!(
+        Command::new("script").arg("--version").output().is_ok(),
+        "this test needs `script` from util-linux (Debian: apt-get install bsdutils)"
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let components = dir.path().join("components");
     std::fs::create_dir(&components).expect("components dir");
@@ -97,20 +97,17 @@ fn log_on_a_terminal(no_color: Option<&str>) -> Option<String> {
         text.contains("weft listening on"),
         "weft did not start under a terminal: {text:?}"
     );
-    Some(text)
+    text
 }
 
 #[test]
 fn on_a_terminal_the_log_is_coloured_unless_no_color_is_set() {
-    let Some(coloured) = log_on_a_terminal(None) else {
-        eprintln!("skipped: `script` (util-linux) is not installed");
-        return;
-    };
+    let coloured = log_on_a_terminal(None);
     assert!(
         coloured.contains("component") && coloured.contains(ESC),
         "coloured on a terminal: {coloured:?}"
     );
-    let plain = log_on_a_terminal(Some("1")).expect("script ran before");
+    let plain = log_on_a_terminal(Some("1"));
     assert!(
         plain.contains("component") && !plain.contains(ESC),
         "NO_COLOR=1 turns colour off: {plain:?}"
