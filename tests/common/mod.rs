@@ -372,6 +372,14 @@ impl Weft {
         .expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect("query")
     }
+
+    /// How many events of `kind` (their `type`) the database holds for instance `id`.
+    pub fn stored_events(&self, id: &str, kind: &str) -> i64 {
+        self.query_i64(&format!(
+            "SELECT count(*) FROM history WHERE instance_id = '{id}'
+             AND json_extract(event, '$.type') = '{kind}'"
+        ))
+    }
 }
 
 impl Drop for Weft {
