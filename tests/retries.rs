@@ -85,9 +85,24 @@ async fn a_retry_waiting_in_a_killed_host_runs_after_restart() {
         .await;
     weft.history_has("k", "activity_attempt_failed").await;
     weft.restart();
-    // Not due yet: the restart must not run the activity early.
+    // Not due yet: the restart must not run the activity early. Its retry timer is still
+    // stored, and the activity is still waiting for its second attempt.
     weft.advance(4.0).await;
-    assert_eq!(weft.status("k").await["runtimeStatus"], "Running");
+    assert_eq!(
+        weft.query_i64(&format!(
+            "SELECT count(*) FROM timers WHERE instance_id = 'k' AND kind = 'retry'
+             AND fire_at = {}",
+            T0 + 5_000
+        )),
+        1
+    );
+    assert_eq!(
+        weft.query_i64("SELECT attempt FROM activities WHERE instance_id = 'k'"),
+        2,
+        "the next attempt is the second"
+    );
+    assert_eq!(weft.stored_events("k", "activity_attempt_failed"), 1);
+    assert_eq!(weft.stored_events("k", "activity_completed"), 0);
     weft.advance(1.0).await;
     let status = weft.finished("k").await;
     assert_eq!(status["output"], 2, "{status}");

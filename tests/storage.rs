@@ -77,11 +77,13 @@ async fn a_full_database_answers_503_and_keeps_what_it_acknowledged() {
     let mut options = Options::new(&["fixtures"]);
     // Room for the component and a few dozen instances.
     options.args = vec!["--max-db-size".into(), "600000".into()];
-    let weft = Weft::start(options);
+    let mut weft = Weft::start(options);
     let mut acknowledged = Vec::new();
     let mut refused = None;
+    let mut refused_id = String::new();
     for i in 0..400 {
         let id = format!("fill-{i}");
+        refused_id.clone_from(&id);
         let (status, body) = weft
             .request(
                 Method::POST,
@@ -102,10 +104,28 @@ async fn a_full_database_answers_503_and_keeps_what_it_acknowledged() {
     assert_eq!(refused["error"]["code"], "store_full", "{refused}");
     assert!(acknowledged.len() >= 5, "{} fitted", acknowledged.len());
 
-    // Everything acknowledged is there; freeing space lets work go on.
+    // The 503 kept nothing: the refused start is not in the database, and after a restart
+    // every acknowledged start is.
+    let stored = |weft: &Weft, table: &str, column: &str, id: &str| {
+        weft.query_i64(&format!(
+            "SELECT count(*) FROM {table} WHERE {column} = '{id}'"
+        ))
+    };
+    assert_eq!(stored(&weft, "instances", "id", &refused_id), 0);
+    assert_eq!(stored(&weft, "history", "instance_id", &refused_id), 0);
+    weft.restart();
+    assert_eq!(stored(&weft, "instances", "id", &refused_id), 0);
+    assert!(weft.try_status(&refused_id).await.is_none());
     for id in &acknowledged {
+        assert_eq!(
+            stored(&weft, "instances", "id", id),
+            1,
+            "{id} was acknowledged"
+        );
         assert!(weft.try_status(id).await.is_some(), "{id} was acknowledged");
     }
+
+    // Freeing space lets work go on.
     let (keep, free) = acknowledged.split_at(2);
     for id in free {
         let (status, body) = weft

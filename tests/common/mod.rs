@@ -73,6 +73,8 @@ pub struct Options {
     pub idle_timeout: f64,
     /// App settings (environment variables) for activities.
     pub env: Vec<(String, String)>,
+    /// Whether time stands still until told to move (`--manual-clock`); else wall time.
+    pub manual_clock: bool,
     /// The manual clock's start.
     pub start_time: String,
     /// `WEFT_TOKEN`; `None` lets the server generate one.
@@ -93,6 +95,7 @@ impl Options {
                 .collect(),
             idle_timeout: 60.0,
             env: Vec::new(),
+            manual_clock: true,
             start_time: "2026-01-01T00:00:00Z".into(),
             token: Some(TOKEN.into()),
             args: Vec::new(),
@@ -101,6 +104,12 @@ impl Options {
 
     pub fn evict_always(mut self) -> Self {
         self.idle_timeout = 0.0;
+        self
+    }
+
+    /// Runs on wall time: timers fire by themselves.
+    pub fn wall_clock(mut self) -> Self {
+        self.manual_clock = false;
         self
     }
 
@@ -160,9 +169,11 @@ impl Weft {
         cmd.arg("serve")
             .arg("--db")
             .arg(self.db())
-            .args(["--listen", &self.listen, "--manual-clock", "--start-time"])
-            .arg(&self.options.start_time)
-            .arg("--components")
+            .args(["--listen", &self.listen]);
+        if self.options.manual_clock {
+            cmd.args(["--manual-clock", "--start-time", &self.options.start_time]);
+        }
+        cmd.arg("--components")
             .arg(self.components_dir())
             .arg("--cache-dir")
             .arg(target_dir().join("weft-test-cache"))
@@ -376,6 +387,14 @@ impl Weft {
         )
         .expect("open db");
         conn.query_row(sql, [], |r| r.get(0)).expect("query")
+    }
+
+    /// How many events of `kind` (their `type`) the database holds for instance `id`.
+    pub fn stored_events(&self, id: &str, kind: &str) -> i64 {
+        self.query_i64(&format!(
+            "SELECT count(*) FROM history WHERE instance_id = '{id}'
+             AND json_extract(event, '$.type') = '{kind}'"
+        ))
     }
 }
 
