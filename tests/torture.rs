@@ -1,28 +1,44 @@
 //! Crash torture: the real `weft` binary on a SQLite file, a mixed load driven over HTTP, and
-//! SIGKILLs at random moments, each followed by a restart on the same port and database.
+//! SIGKILLs, each followed by a restart on the same port and database. Each kill lands at a
+//! random moment; every other one (by the seed) then also waits until the effects server holds
+//! an activity's request unanswered, so it lands while that activity is in flight.
 //!
 //! The load, from `workflows/torture`: verifications (an activity "sends" a code, the test reads
 //! it from the history and answers with events: some wrong answers, then the right one),
 //! sequences (three activities one after another) and fan-outs (up to 20 activities in
 //! parallel, joined). Every activity reports its side effect to a fake effects server
-//! (`common::effects`) with its idempotency key, tagged with the host incarnation it arrived in.
+//! (`common::effects`) with its idempotency key and the number of the host process (the
+//! incarnation) that ran it; the server also asks the database, as each report arrives, whether
+//! that call's completion is already recorded.
 //!
 //! The client keeps a ledger of every start and every raised event that got a `202`; a request
 //! that fails because the host is down is sent again (a start with the same id and input is
 //! idempotent; an event counts only once it got its `202`). Checked:
 //!
 //! 1. Nothing acknowledged is lost: right after each kill (host dead) and at the end, every
-//!    acknowledged start is in `instances` and every acknowledged event is in its instance's
-//!    history (each raise carries a unique tag in its payload).
+//!    acknowledged start is in `instances`, every acknowledged event is in its instance's
+//!    history (each raise carries a unique tag in its payload), and no completion recorded
+//!    before is gone.
 //! 2. Every instance reaches its expected output.
-//! 3. No activity whose completion was recorded runs again: the activity completions in the
-//!    database right after kill `i` are recorded for good; an effect for one of them in a later
-//!    incarnation is a duplicate. Runs repeated *before* the completion was recorded are allowed
-//!    (activities are at least once) and only reported.
+//! 3. Each call is completed once: right after each kill and at the end, no (instance, handle)
+//!    has more than one `activity_completed` row (SQL over the history), and at the end there
+//!    are exactly as many rows as the plan schedules activities.
+//! 4. No activity runs again once its completion is recorded, in any incarnation, the last one
+//!    included: an effect from incarnation `n` fails the run if the completion was in the
+//!    database when incarnation `n - 1` was killed, or if the completion was already recorded
+//!    when the effect arrived and it came from the running process (or from a killed process
+//!    that had itself recorded that completion). Runs repeated *before* the completion was
+//!    recorded are allowed (activities are at least once) and only counted.
+//! 5. Kills did land while activities were in flight: every activity held when its process was
+//!    killed ran again in a later incarnation, and at least one was held (so `reruns > 0`, at
+//!    CI's size too: the hold makes it certain rather than likely).
+//! 6. No effect without a completion: every idempotency key the effects server saw has its
+//!    `activity_completed` at the end.
 //!
-//! It prints one line of figures (`torture: kills=… instances=… events=… lost=…
-//! duplicate_effects=… reruns=…`) and the seed; `WEFT_TORTURE_SEED` repeats a seed's plan and timings
-//! (the moments the kills land at still vary with the machine).
+//! It prints the seed first and one line of figures at the end (`torture: kills=… instances=…
+//! events=… lost=… duplicate_effects=… reruns=… held=…`). CI runs a fixed seed (`SEED`);
+//! `WEFT_TORTURE_SEED=N` repeats seed `N`'s plan and timings, `WEFT_TORTURE_SEED=random` picks
+//! a fresh one (the moments the kills land at still vary with the machine).
 //!
 //! The default size is CI's. A long run:
 //!
@@ -34,7 +50,7 @@
 
 mod common;
 
-use common::effects::EffectsServer;
+use common::effects::{EffectsServer, Hit};
 use common::{Options, Weft};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +66,8 @@ const INSTANCES: usize = 60;
 const EFFECT_LATENCY_MS: u64 = 40;
 /// The most activities one fan-out runs.
 const MAX_FAN_OUT: u64 = 20;
+/// How long a kill that is to land while an activity is in flight waits for one to be.
+const HOLD_WAIT: Duration = Duration::from_secs(10);
 
 /// A small xorshift64* generator: the plan and the kill moments come from one seed.
 struct Rng(u64);
@@ -81,14 +99,18 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
-/// A seed from `WEFT_TORTURE_SEED`, else a fresh random one.
+/// The seed CI runs, so a CI failure can be repeated as it is.
+const SEED: u64 = 20_261_202;
+
+/// `WEFT_TORTURE_SEED`: a number, or `random` for a fresh one; CI's [`SEED`] without it.
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
-    match std::env::var("WEFT_TORTURE_SEED") {
-        Ok(_) => env_number("WEFT_TORTURE_SEED", 0),
-        Err(_) => std::collections::hash_map::RandomState::new()
+    match std::env::var("WEFT_TORTURE_SEED").as_deref() {
+        Err(_) => SEED,
+        Ok("random") => std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish(),
+        Ok(_) => env_number("WEFT_TORTURE_SEED", SEED),
     }
 }
 
@@ -332,16 +354,27 @@ struct Snapshot {
     instances: HashSet<String>,
     /// `{instance}/{handle}` of every recorded activity completion.
     completed: HashSet<String>,
+    /// How many `activity_completed` rows there are (one per call, if all is well).
+    completion_rows: usize,
+    /// `{instance}/{handle}` of each call with more than one `activity_completed` row, and
+    /// how many it has.
+    completed_more_than_once: Vec<(String, i64)>,
     /// (instance, tag) of every recorded `answer` event.
     raised: HashSet<(String, String)>,
     /// The recorded output of each completion, by key.
     outputs: HashMap<String, Value>,
 }
 
-fn snapshot(db: &Path) -> Snapshot {
+fn open_read_only(db: &Path) -> rusqlite::Result<rusqlite::Connection> {
     let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open db");
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // The host may be writing, or recovering after a kill: wait out its locks.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn snapshot(db: &Path) -> Snapshot {
+    let conn = open_read_only(db).expect("open db");
     let mut snap = Snapshot::default();
     let mut stmt = conn.prepare("SELECT id FROM instances").expect("prepare");
     let ids = stmt
@@ -368,6 +401,7 @@ fn snapshot(db: &Path) -> Snapshot {
                 let key = format!("{instance}/{handle}");
                 let output = event["output"].as_str().expect("output");
                 let output = serde_json::from_str(output).expect("output JSON");
+                snap.completion_rows += 1;
                 snap.completed.insert(key.clone());
                 snap.outputs.insert(key, output);
             }
@@ -380,11 +414,37 @@ fn snapshot(db: &Path) -> Snapshot {
             _ => {}
         }
     }
+    // Rows, not keys: a call completed twice is two rows under one key.
+    let mut stmt = conn
+        .prepare(
+            "SELECT instance_id || '/' || json_extract(event, '$.handle'), count(*) FROM history
+             WHERE json_extract(event, '$.type') = 'activity_completed'
+             GROUP BY instance_id, json_extract(event, '$.handle') HAVING count(*) > 1",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("query repeated completions");
+    snap.completed_more_than_once = rows.map(|r| r.expect("row")).collect();
     snap
 }
 
-/// What the ledger holds that the database does not.
-fn lost(ledger: &Ledger, snap: &Snapshot, when: &str) -> Vec<String> {
+/// Whether the call with idempotency key `{instance}/{handle}` has its completion recorded.
+fn is_recorded(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<bool> {
+    let (instance, handle) = key.rsplit_once('/').expect("key is {instance}/{handle}");
+    let handle: i64 = handle.parse().expect("handle is a number");
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM history WHERE instance_id = ?1
+             AND json_extract(event, '$.type') = 'activity_completed'
+             AND json_extract(event, '$.handle') = ?2)",
+        rusqlite::params![instance, handle],
+        |r| r.get(0),
+    )
+}
+
+/// What the ledger holds that the database does not, and what it holds twice or lost since
+/// the snapshot `before`.
+fn lost(ledger: &Ledger, snap: &Snapshot, before: Option<&Snapshot>, when: &str) -> Vec<String> {
     let starts = ledger
         .starts
         .iter()
@@ -395,7 +455,202 @@ fn lost(ledger: &Ledger, snap: &Snapshot, when: &str) -> Vec<String> {
         .iter()
         .filter(|e| !snap.raised.contains(*e))
         .map(|(id, tag)| format!("{when}: the acknowledged event {tag} is not in {id}'s history"));
-    starts.chain(events).collect()
+    let gone = before
+        .into_iter()
+        .flat_map(|b| b.completed.difference(&snap.completed))
+        .map(|key| format!("{when}: the completion of {key} recorded earlier is gone"));
+    let twice = snap
+        .completed_more_than_once
+        .iter()
+        .map(|(key, n)| format!("{when}: {key} has {n} activity_completed rows"));
+    starts.chain(events).chain(gone).chain(twice).collect()
+}
+
+/// What the kills did.
+#[derive(Default)]
+struct Kills {
+    /// How many incarnations were killed.
+    count: u64,
+    /// The database when the last one had been killed.
+    previous: Option<Snapshot>,
+    /// For each recorded completion, the first incarnation by whose kill it was recorded
+    /// (none is ever gone again: checked after each kill).
+    recorded_in: HashMap<String, u64>,
+    /// The hits held unanswered while their incarnation was killed.
+    held: Vec<Hit>,
+    /// Kills that were to wait for an activity in flight and found none in [`HOLD_WAIT`].
+    nothing_in_flight: usize,
+    /// Lost work found after a kill.
+    lost: Vec<String>,
+}
+
+/// Drives the plans while killing the host `kills` times.
+async fn run_load(
+    weft: &mut Weft,
+    effects: &EffectsServer,
+    client: &Arc<Client>,
+    plans: &[Plan],
+    kills: usize,
+    rng: &mut Rng,
+) -> Kills {
+    let mut done = Kills::default();
+    let mut launched = 0;
+    // The clients run as local tasks on this thread: the kit's polling helpers take async
+    // closures, whose futures rustc cannot yet prove `Send` for `tokio::spawn`. They pause while
+    // the host is killed and restarted, which is when they could not reach it anyway. Starting,
+    // killing and restarting the process block this thread (the test's own, not one of the
+    // runtime's workers): the effects server keeps serving on the workers meanwhile.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut tasks = Vec::new();
+            for round in 0..kills {
+                let in_flight = rng.range(0, 1) == 0;
+                if in_flight {
+                    // The next activity to report its effect is held unanswered, so it cannot
+                    // return: this kill lands while it is in flight.
+                    effects.hold_next();
+                }
+                // This round's share of the load joins what is still going.
+                let due = plans.len() * (round + 1) / kills;
+                while launched < due {
+                    let plan = plans[launched].clone();
+                    tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
+                    launched += 1;
+                }
+                // A random moment: this sleep picks when the kill lands, it waits for nothing.
+                tokio::time::sleep(Duration::from_millis(rng.range(20, 250))).await;
+                let mut held = None;
+                if in_flight {
+                    // Usually held by now; else the kill waits for the next activity.
+                    held = effects.held(HOLD_WAIT).await;
+                    done.nothing_in_flight += usize::from(held.is_none());
+                }
+                weft.kill();
+                effects.release();
+                done.held.extend(held);
+                let incarnation = effects.incarnation();
+                effects.next_incarnation();
+                // Read after the kill: everything in it was acknowledged by a process now dead.
+                let ledger = client.ledger();
+                let snap = snapshot(&weft.db());
+                let when = format!("after kill {}", round + 1);
+                done.lost
+                    .extend(lost(&ledger, &snap, done.previous.as_ref(), &when));
+                assert_eq!(done.count, incarnation);
+                for key in &snap.completed {
+                    done.recorded_in.entry(key.clone()).or_insert(incarnation);
+                }
+                done.count += 1;
+                done.previous = Some(snap);
+                weft.set_env("EffectsIncarnation", &(incarnation + 1).to_string());
+                weft.restart();
+            }
+            while launched < plans.len() {
+                let plan = plans[launched].clone();
+                tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
+                launched += 1;
+            }
+            for task in tasks {
+                task.await.expect("a client task failed");
+            }
+        })
+        .await;
+    done
+}
+
+/// The figures of the effects checks.
+struct Effects {
+    duplicates: usize,
+    /// Calls that ran more than once.
+    reruns: usize,
+    extra_runs: usize,
+    /// Runs repeated by one incarnation.
+    same_incarnation: usize,
+    /// Hits that arrived after the process that sent them was killed.
+    late: usize,
+}
+
+/// Checks 4 to 6 over every effect the server saw.
+fn check_effects(
+    hits: &[Hit],
+    kills: &Kills,
+    last: &Snapshot,
+    problems: &mut Vec<String>,
+) -> Effects {
+    let recorded_in = &kills.recorded_in;
+    let mut duplicates = 0;
+    for hit in hits {
+        let (key, n) = (hit.key.as_str(), hit.incarnation);
+        if hit.already_recorded.is_none() {
+            problems.push(format!(
+                "{key}: could not tell whether its completion was recorded as its effect arrived"
+            ));
+        }
+        let already_recorded = hit.already_recorded == Some(true);
+        // The process that sent it was running then, or had recorded that completion itself.
+        let own = n == hit.arrived_in || recorded_in.get(key).is_some_and(|&i| i <= n);
+        let problem = match recorded_in.get(key) {
+            Some(&i) if i < n => format!(
+                "{key} ({}) ran in incarnation {n} although its completion was recorded by the \
+                 end of incarnation {i}",
+                hit.activity
+            ),
+            _ if already_recorded && own => format!(
+                "{key} ({}) ran in incarnation {n} after its completion was recorded (the \
+                 database held it when the effect arrived, in incarnation {})",
+                hit.activity, hit.arrived_in
+            ),
+            _ => continue,
+        };
+        duplicates += 1;
+        problems.push(problem);
+    }
+    let mut runs: HashMap<&str, usize> = HashMap::new();
+    let mut per_incarnation: HashMap<(&str, u64), usize> = HashMap::new();
+    for hit in hits {
+        *runs.entry(hit.key.as_str()).or_default() += 1;
+        *per_incarnation
+            .entry((hit.key.as_str(), hit.incarnation))
+            .or_default() += 1;
+        // 6. No effect without a completion.
+        if !last.completed.contains(&hit.key) {
+            problems.push(format!(
+                "{} ({}) made its effect in incarnation {}, yet no completion of it is recorded",
+                hit.key, hit.activity, hit.incarnation
+            ));
+        }
+    }
+    // Every recorded completion had its effect.
+    for key in &last.completed {
+        if !runs.contains_key(key.as_str()) {
+            problems.push(format!(
+                "{key} completed without reaching the effects server"
+            ));
+        }
+    }
+    // 5. Kills landed while activities were in flight, and those ran again.
+    for held in &kills.held {
+        let again = hits
+            .iter()
+            .any(|h| h.key == held.key && h.incarnation > held.incarnation);
+        if !again {
+            problems.push(format!(
+                "{} ({}) was in flight when incarnation {} was killed, yet never ran again",
+                held.key, held.activity, held.incarnation
+            ));
+        }
+    }
+    if kills.count > 1 && kills.held.is_empty() {
+        problems.push("no kill landed while an activity was in flight".into());
+    }
+    Effects {
+        duplicates,
+        reruns: runs.values().filter(|&&n| n > 1).count(),
+        extra_runs: runs.values().map(|n| n - 1).sum(),
+        same_incarnation: per_incarnation.values().map(|n| n - 1).sum(),
+        late: hits.iter().filter(|h| h.arrived_in > h.incarnation).count(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,75 +666,29 @@ async fn acknowledged_work_survives_kills_and_recorded_activities_never_run_agai
     let plans: Vec<Plan> = (0..instances).map(|i| Plan::random(i, &mut rng)).collect();
 
     let effects = EffectsServer::with_latency(EFFECT_LATENCY_MS).await;
-    let mut options = Options::new(&["torture"]);
+    let mut options = Options::new(&["torture"]).env("EffectsIncarnation", "0");
     if env_number("WEFT_TORTURE_EVICT", 0) != 0 {
         options = options.evict_always();
     }
     for (k, v) in effects.settings() {
         options = options.env(&k, &v);
     }
-    // Starting, killing and restarting the process block this thread (the test's own, not one
-    // of the runtime's workers): the effects server keeps serving on the workers meanwhile.
     let mut weft = Weft::start(options);
+    let db = weft.db();
+    let conn = Mutex::new(None);
+    effects.check_recorded(move |key| {
+        let mut conn = conn.lock().unwrap();
+        if conn.is_none() {
+            *conn = open_read_only(&db).ok();
+        }
+        is_recorded(conn.as_ref()?, key).ok()
+    });
     let client = Arc::new(Client::new(&weft.url));
 
-    let mut launched = 0;
-    let mut problems: Vec<String> = Vec::new();
-    let mut lost_work: Vec<String> = Vec::new();
-    // `snapshots[i]`: the database when incarnation `i` had been killed.
-    let mut snapshots: Vec<Snapshot> = Vec::new();
-    // The clients run as local tasks on this thread: the kit's polling helpers take async
-    // closures, whose futures rustc cannot yet prove `Send` for `tokio::spawn`. They pause while
-    // the host is killed and restarted, which is when they could not reach it anyway.
-    let local = tokio::task::LocalSet::new();
-    local
-        .run_until(async {
-            let mut tasks = Vec::new();
-            for round in 0..kills {
-                // This round's share of the load joins what is still going.
-                let due = instances * (round + 1) / kills;
-                while launched < due {
-                    tasks.push(tokio::task::spawn_local(drive(
-                        client.clone(),
-                        plans[launched].clone(),
-                    )));
-                    launched += 1;
-                }
-                // A random moment: this sleep picks when the kill lands, it waits for nothing.
-                tokio::time::sleep(Duration::from_millis(rng.range(20, 250))).await;
-                weft.kill();
-                let incarnation = effects.incarnation();
-                effects.next_incarnation();
-                // Read after the kill: everything in it was acknowledged by a process now dead.
-                let ledger = client.ledger();
-                let snap = snapshot(&weft.db());
-                lost_work.extend(lost(&ledger, &snap, &format!("after kill {}", round + 1)));
-                if let Some(before) = snapshots.last() {
-                    for key in before.completed.difference(&snap.completed) {
-                        lost_work.push(format!(
-                            "after kill {}: the completion of {key} recorded earlier is gone",
-                            round + 1
-                        ));
-                    }
-                }
-                assert_eq!(snapshots.len() as u64, incarnation);
-                snapshots.push(snap);
-                weft.restart();
-            }
-            while launched < instances {
-                tasks.push(tokio::task::spawn_local(drive(
-                    client.clone(),
-                    plans[launched].clone(),
-                )));
-                launched += 1;
-            }
-            for task in tasks {
-                task.await.expect("a client task failed");
-            }
-        })
-        .await;
+    let done = run_load(&mut weft, &effects, &client, &plans, kills, &mut rng).await;
 
     // 2. Every instance reaches its expected output.
+    let mut problems: Vec<String> = Vec::new();
     for plan in &plans {
         let status = weft.finished(&plan.id).await;
         if status["runtimeStatus"] != "Completed" || status["output"] != plan.expected_output() {
@@ -494,16 +703,19 @@ async fn acknowledged_work_survives_kills_and_recorded_activities_never_run_agai
         }
     }
 
-    // 1. Nothing acknowledged is lost, at the end either.
+    // 1. Nothing acknowledged is lost, at the end either; 3. each call completed once.
     let ledger = client.ledger();
     let last = snapshot(&weft.db());
-    lost_work.extend(lost(&ledger, &last, "at the end"));
-    if let Some(before) = snapshots.last() {
-        for key in before.completed.difference(&last.completed) {
-            lost_work.push(format!(
-                "at the end: the completion of {key} recorded earlier is gone"
-            ));
-        }
+    let mut lost_work = done.lost.clone();
+    lost_work.extend(lost(&ledger, &last, done.previous.as_ref(), "at the end"));
+    let expected_activities: usize = plans.iter().map(Plan::activities).sum();
+    if last.completion_rows != expected_activities {
+        problems.push(format!(
+            "{} activity_completed rows ({} calls) recorded, {expected_activities} scheduled by \
+             the plan",
+            last.completion_rows,
+            last.completed.len()
+        ));
     }
 
     // The codes were derived from `{instance}/{handle}`: the idempotency key the activity saw
@@ -516,65 +728,27 @@ async fn acknowledged_work_survives_kills_and_recorded_activities_never_run_agai
         }
     }
 
-    // 3. No effect for a completion already recorded when an earlier incarnation was killed.
+    // 4 to 6: no run after a recorded completion, kills in flight, no effect without a
+    // completion. The server has seen every effect: every call has completed.
     let hits = effects.hits();
-    let mut recorded_in: HashMap<&str, u64> = HashMap::new();
-    for (i, snap) in snapshots.iter().enumerate() {
-        for key in &snap.completed {
-            recorded_in.entry(key.as_str()).or_insert(i as u64);
-        }
-    }
-    let mut duplicates = 0;
-    for hit in &hits {
-        if let Some(&i) = recorded_in.get(hit.key.as_str())
-            && hit.incarnation > i
-        {
-            duplicates += 1;
-            problems.push(format!(
-                "{} ({}) ran in incarnation {} although its completion was recorded by the end of \
-                 incarnation {i}",
-                hit.key, hit.activity, hit.incarnation
-            ));
-        }
-    }
-    let mut runs: HashMap<&str, usize> = HashMap::new();
-    for hit in &hits {
-        *runs.entry(hit.key.as_str()).or_default() += 1;
-    }
-    let reruns = runs.values().filter(|&&n| n > 1).count();
-    let extra_runs: usize = runs.values().map(|n| n - 1).sum();
-    // Runs repeated inside one incarnation: no crash explains them (a request the killed
-    // process left in flight can arrive after the bump, so this is reported, not failed).
-    let mut per_incarnation: HashMap<(&str, u64), usize> = HashMap::new();
-    for hit in &hits {
-        *per_incarnation
-            .entry((hit.key.as_str(), hit.incarnation))
-            .or_default() += 1;
-    }
-    let same_incarnation: usize = per_incarnation.values().map(|n| n - 1).sum();
-    // Every recorded completion had its effect, and every activity of the plan completed.
-    for key in &last.completed {
-        if !runs.contains_key(key.as_str()) {
-            problems.push(format!(
-                "{key} completed without reaching the effects server"
-            ));
-        }
-    }
-    let expected_activities: usize = plans.iter().map(Plan::activities).sum();
-    if last.completed.len() != expected_activities {
-        problems.push(format!(
-            "{} activity completions recorded, {expected_activities} scheduled by the plan",
-            last.completed.len()
-        ));
-    }
+    let figures = check_effects(&hits, &done, &last, &mut problems);
 
     println!(
-        "torture: kills={kills} instances={} events={} lost={} duplicate_effects={duplicates} \
-         reruns={reruns} (extra runs {extra_runs}, {same_incarnation} within one incarnation) activities={} effects={} seed={seed} wall={:.1}s",
+        "torture: kills={kills} instances={} events={} lost={} duplicate_effects={} reruns={} \
+         (extra runs {}, {} within one incarnation, {} arrived after their process was killed) \
+         held={} (kills that found nothing in flight: {}) activities={} effects={} seed={seed} \
+         wall={:.1}s",
         ledger.starts.len(),
         ledger.events.len(),
         lost_work.len(),
-        last.completed.len(),
+        figures.duplicates,
+        figures.reruns,
+        figures.extra_runs,
+        figures.same_incarnation,
+        figures.late,
+        done.held.len(),
+        done.nothing_in_flight,
+        last.completion_rows,
         hits.len(),
         began.elapsed().as_secs_f64()
     );

@@ -327,3 +327,18 @@ impl<T> Drop for Task<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_retry_policy_tries_three_times_doubling_from_one_second() {
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.max_attempts, 3);
+        assert_eq!(policy.first_interval, Duration::from_secs(1));
+        assert_eq!(policy.backoff_coefficient, 2.0);
+        assert_eq!(policy.max_interval, Duration::from_secs(60));
+        assert!(policy.non_retryable.is_empty());
+    }
+}

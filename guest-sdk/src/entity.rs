@@ -79,3 +79,51 @@ impl<S> Entity<S> {
         self.state
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entity(operation: &str, input: &str, state: Option<u32>) -> Entity<u32> {
+        Entity::new("k-1".into(), operation.into(), input.into(), state)
+    }
+
+    #[test]
+    fn an_operation_sees_its_key_name_input_and_state() {
+        let e = entity("add", "5", Some(2));
+        assert_eq!((e.key(), e.operation()), ("k-1", "add"));
+        assert_eq!(e.input::<u32>().unwrap(), 5);
+        assert_eq!(e.state(), Some(&2));
+    }
+
+    #[test]
+    fn an_input_that_does_not_fit_is_invalid_input() {
+        let e = entity("add", r#""five""#, None);
+        let message = e.input::<u32>().unwrap_err().message().to_string();
+        assert!(
+            message.starts_with("invalid_input: operation 'add': invalid type"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn state_mut_starts_from_the_default_and_delete_removes_the_state() {
+        let mut e = entity("add", "1", None);
+        assert_eq!(e.state(), None);
+        *e.state_mut() += 3;
+        assert_eq!(e.state(), Some(&3));
+        e.set_state(7);
+        assert_eq!(e.state(), Some(&7));
+        e.delete_state();
+        assert_eq!(e.into_state(), None);
+    }
+
+    #[test]
+    fn an_unknown_operation_is_named_in_its_error() {
+        let e = entity("frobnicate", "null", None);
+        assert_eq!(
+            e.unknown_operation().message(),
+            "unknown_operation: no operation 'frobnicate' on this entity"
+        );
+    }
+}

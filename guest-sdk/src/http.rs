@@ -79,22 +79,20 @@ impl Request {
         Ok(self.header("content-type", "application/json"))
     }
 
-    /// Sends the request and reads the whole response.
-    pub fn send(self) -> Result<Response, Error> {
-        let (scheme, rest) = match self.url.split_once("://") {
-            Some(("http", rest)) => (Scheme::Http, rest),
-            Some(("https", rest)) => (Scheme::Https, rest),
-            _ => return Err(Error::new(format!("unsupported URL '{}'", self.url))),
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let mut headers = self.headers;
+    /// The headers as sent: those set, and the body's length.
+    fn wire_headers(&self) -> Vec<(String, Vec<u8>)> {
+        let mut headers = self.headers.clone();
         headers.push((
             "content-length".to_string(),
             self.body.len().to_string().into_bytes(),
         ));
+        headers
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, Error> {
+        let (scheme, authority, path) = split_url(&self.url)?;
+        let headers = self.wire_headers();
         let fields = Fields::from_list(&headers)
             .map_err(|e| Error::new(format!("invalid header: {e:?}")))?;
         let request = OutgoingRequest::new(fields);
@@ -144,6 +142,19 @@ impl Request {
     }
 }
 
+/// The scheme, the authority and the path (with the query) of an `http` or `https` URL.
+fn split_url(url: &str) -> Result<(Scheme, &str, &str), Error> {
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("http", rest)) => (Scheme::Http, rest),
+        Some(("https", rest)) => (Scheme::Https, rest),
+        _ => return Err(Error::new(format!("unsupported URL '{url}'"))),
+    };
+    Ok(match rest.find('/') {
+        Some(i) => (scheme, &rest[..i], &rest[i..]),
+        None => (scheme, rest, "/"),
+    })
+}
+
 fn read_all(body: &IncomingBody) -> Result<Vec<u8>, Error> {
     let stream = body
         .stream()
@@ -162,4 +173,82 @@ fn read_all(body: &IncomingBody) -> Result<Vec<u8>, Error> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+        request
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| std::str::from_utf8(v).expect("UTF-8 header"))
+    }
+
+    #[test]
+    fn a_url_splits_into_scheme_authority_and_path_with_query() {
+        let (scheme, authority, path) = split_url("https://api.example.com:8443/a/b?c=d").unwrap();
+        assert!(matches!(scheme, Scheme::Https));
+        assert_eq!(authority, "api.example.com:8443");
+        assert_eq!(path, "/a/b?c=d");
+        let (scheme, authority, path) = split_url("http://127.0.0.1:9000").unwrap();
+        assert!(matches!(scheme, Scheme::Http));
+        assert_eq!((authority, path), ("127.0.0.1:9000", "/"));
+    }
+
+    #[test]
+    fn only_http_and_https_urls_are_sent() {
+        for url in ["ftp://example.com/x", "example.com/x", ""] {
+            let e = split_url(url).expect_err("refused");
+            assert_eq!(e.message(), format!("unsupported URL '{url}'"));
+        }
+    }
+
+    #[test]
+    fn header_names_are_lowercased_and_the_body_length_is_sent() {
+        let request = Request::post("http://h/").header("Idempotency-Key", "i-1/3");
+        assert_eq!(header(&request, "idempotency-key"), Some("i-1/3"));
+        let request = request.json(&serde_json::json!({ "a": 1 })).unwrap();
+        let wire = request.wire_headers();
+        let length = wire.iter().find(|(n, _)| n == "content-length").unwrap();
+        assert_eq!(length.1, b"7");
+        assert_eq!(request.body, br#"{"a":1}"#);
+        assert_eq!(header(&request, "content-type"), Some("application/json"));
+    }
+
+    #[test]
+    fn basic_auth_is_base64_of_user_colon_password() {
+        let request = Request::get("https://h/").basic_auth("AC123", "secret");
+        // base64("AC123:secret")
+        assert_eq!(
+            header(&request, "authorization"),
+            Some("Basic QUMxMjM6c2VjcmV0")
+        );
+    }
+
+    #[test]
+    fn a_form_is_url_encoded() {
+        let request = Request::post("https://h/").form(&[("To", "+1 425"), ("Body", "a&b=c")]);
+        assert_eq!(
+            std::str::from_utf8(&request.body).unwrap(),
+            "To=%2B1+425&Body=a%26b%3Dc"
+        );
+        assert_eq!(
+            header(&request, "content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+    }
+
+    #[test]
+    fn a_response_is_a_success_for_2xx_only() {
+        let response = |status| Response {
+            status,
+            body: b"ok \xff".to_vec(),
+        };
+        assert!(response(200).is_success() && response(299).is_success());
+        assert!(!response(199).is_success() && !response(300).is_success());
+        assert_eq!(response(500).text(), "ok \u{fffd}");
+    }
 }

@@ -224,3 +224,145 @@ pub mod activity {
         wasip2::random::random::get_random_u64()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::__private::{run_activity, run_entity};
+    use super::*;
+    use crate::bindings::exports::weft::workflow::{activities, entities, orchestrations};
+
+    #[test]
+    fn an_error_of_a_kind_reads_kind_colon_message() {
+        let e = Error::with_kind("rate_limited", format_args!("try in {} s", 30));
+        assert_eq!(e.message(), "rate_limited: try in 30 s");
+        assert_eq!(e.to_string(), e.message());
+        assert_eq!(Error::new("plain").message(), "plain");
+    }
+
+    #[test]
+    fn any_std_error_converts_with_its_message() {
+        let parse = "x".parse::<u32>().unwrap_err();
+        assert_eq!(Error::from(parse.clone()).message(), parse.to_string());
+    }
+
+    fn double(n: u32) -> Result<u32, Error> {
+        if n > 100 {
+            return Err(Error::with_kind("too_big", n));
+        }
+        Ok(n * 2)
+    }
+
+    #[test]
+    fn an_activity_takes_and_gives_json() {
+        assert_eq!(run_activity(double, "21"), Ok("42".to_string()));
+        assert_eq!(run_activity(double, "101"), Err("too_big: 101".into()));
+    }
+
+    #[test]
+    fn an_activity_input_that_does_not_fit_is_invalid_input() {
+        let e = run_activity(double, r#"{"n": 1}"#).unwrap_err();
+        assert!(e.starts_with("invalid_input: invalid type"), "{e}");
+    }
+
+    fn counter(entity: &mut Entity<u32>) -> Result<u32, Error> {
+        match entity.operation() {
+            "add" => {
+                let by: u32 = entity.input()?;
+                *entity.state_mut() += by;
+                Ok(*entity.state_mut())
+            }
+            "reset" => {
+                entity.delete_state();
+                Ok(0)
+            }
+            _ => Err(entity.unknown_operation()),
+        }
+    }
+
+    /// Applies `operation` to `counter` in `state`: "OUTPUT STATE", or "error MESSAGE".
+    fn apply(state: Option<&str>, operation: &str, input: &str) -> String {
+        let call = (
+            "k".to_string(),
+            state.map(str::to_string),
+            operation.to_string(),
+            input.to_string(),
+        );
+        match run_entity(counter, call) {
+            Ok(o) => format!("{} {:?}", o.output, o.state),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    #[test]
+    fn an_entity_operation_gives_its_output_and_the_new_state() {
+        assert_eq!(apply(None, "add", "2"), r#"2 Some("2")"#);
+        assert_eq!(apply(Some("5"), "add", "2"), r#"7 Some("7")"#);
+        assert_eq!(apply(Some("5"), "reset", "null"), "0 None");
+    }
+
+    #[test]
+    fn a_failed_entity_operation_or_a_state_that_does_not_fit_is_an_error() {
+        assert_eq!(
+            apply(Some("5"), "nope", "null"),
+            "error unknown_operation: no operation 'nope' on this entity"
+        );
+        let wrong_state = apply(Some(r#""five""#), "add", "1");
+        assert!(
+            wrong_state.starts_with("error stored state does not fit this entity"),
+            "{wrong_state}"
+        );
+    }
+
+    fn hello(_ctx: &Context, name: String) -> Result<String, Error> {
+        Ok(format!("Hello {name}!"))
+    }
+
+    workflow! {
+        orchestrations: { "hello" => hello },
+        activities: { "double" => double },
+        entities: { "counter" => counter },
+    }
+
+    #[test]
+    fn the_macro_exports_each_function_under_its_name() {
+        assert_eq!(
+            <__WeftComponent as orchestrations::Guest>::names(),
+            ["hello"]
+        );
+        assert_eq!(<__WeftComponent as activities::Guest>::names(), ["double"]);
+        assert_eq!(<__WeftComponent as entities::Guest>::names(), ["counter"]);
+        let out = <__WeftComponent as activities::Guest>::execute("double".into(), "4".into());
+        assert_eq!(out, Ok("8".into()));
+        let outcome = <__WeftComponent as entities::Guest>::apply(
+            "counter".into(),
+            "k".into(),
+            Some("1".into()),
+            "add".into(),
+            "2".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            (outcome.output, outcome.state),
+            ("3".into(), Some("3".into()))
+        );
+    }
+
+    #[test]
+    fn the_macro_refuses_unknown_names_naming_them() {
+        let run = <__WeftComponent as orchestrations::Guest>::run("bye".into(), "null".into());
+        assert_eq!(run, Err("unknown orchestration 'bye'".into()));
+        let exec = <__WeftComponent as activities::Guest>::execute("halve".into(), "4".into());
+        assert_eq!(exec, Err("unknown activity 'halve'".into()));
+        let apply = <__WeftComponent as entities::Guest>::apply(
+            "gauge".into(),
+            "k".into(),
+            None,
+            "add".into(),
+            "1".into(),
+        );
+        assert_eq!(
+            apply.map(|o| o.output),
+            Err("unknown entity 'gauge'".into())
+        );
+    }
+}

@@ -93,7 +93,7 @@ impl JobService {
 /// POSTs a callback body to a callback URL, without credentials; the status.
 pub async fn call_back(url: &str, attempt_id: &str, success: bool, message: &str) -> u16 {
     let body = json!({ "attemptId": attempt_id, "success": success, "message": message });
-    reqwest::Client::new()
+    super::bounded_client()
         .post(url)
         .json(&body)
         .send()

@@ -1,5 +1,9 @@
 //! Test kit: builds the example components, runs the real `weft` binary on a real SQLite file
 //! and a loopback port, talks to it over HTTP, and plays the external systems.
+//!
+//! Every wait in it has a bound: a server's start (120 s), its death (30 s), each HTTP request
+//! (60 s), each polled condition (60 s). A server never outlives the test process that started
+//! it, however that process ends (see [`WATCHDOG`]).
 
 #![allow(
     dead_code,
@@ -86,6 +90,20 @@ pub struct Options {
 /// The token test servers run with.
 pub const TOKEN: &str = "test-token";
 
+/// How long one HTTP request to a test server (or from a fake service) may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `weft serve` runs under this small `sh`, its parent, which waits for the pipe on its stdin
+/// to close, then SIGKILLs weft and reaps it. The kit closes the pipe to kill the server; the
+/// kernel closes it when the test process dies, however it dies (a test timeout, Ctrl-C,
+/// SIGKILL), so no server outlives its test. The pid the shell kills cannot have been reused:
+/// only the shell reaps it, after the kill. The shell keeps no copy of the stderr pipe, so a
+/// server that dies early ends the log at once.
+pub const WATCHDOG: &str = r#"exec 3>&2 2>/dev/null; "$@" 2>&3 3>&- </dev/null & exec 3>&-; read -r line; kill -9 $!; wait $!"#;
+
+/// How long a killed server may take to be gone.
+const DEATH_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Options {
     pub fn new(crates: &[&str]) -> Self {
         Self {
@@ -147,7 +165,7 @@ impl Weft {
             options,
             listen: "127.0.0.1:0".into(),
             log: Arc::new(Mutex::new(String::new())),
-            http: reqwest::Client::new(),
+            http: bounded_client(),
         };
         if let Some(token) = &weft.options.token {
             weft.http = authorized_client(token);
@@ -164,9 +182,16 @@ impl Weft {
         self.dir.path().join("components")
     }
 
+    /// Sets an app setting (an environment variable) for the processes started from now on.
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.options.env.retain(|(key, _)| key != k);
+        self.options.env.push((k.into(), v.into()));
+    }
+
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
-        cmd.arg("serve")
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", WATCHDOG, "sh", env!("CARGO_BIN_EXE_weft")])
+            .arg("serve")
             .arg("--db")
             .arg(self.db())
             .args(["--listen", &self.listen]);
@@ -183,7 +208,7 @@ impl Weft {
             .env_remove("WEFT_TOKEN")
             .env("RUST_LOG", "weft=info")
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in &self.options.env {
@@ -192,6 +217,7 @@ impl Weft {
         if let Some(token) = &self.options.token {
             cmd.env("WEFT_TOKEN", token);
         }
+        // Dropped on a panic below, the child's stdin closes and the watchdog kills weft.
         let mut child = cmd.spawn().expect("spawn weft");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
@@ -222,11 +248,12 @@ impl Weft {
         self.log.lock().unwrap().clone()
     }
 
-    /// SIGKILLs the process: no shutdown, no flush.
+    /// SIGKILLs the process (no shutdown, no flush) and returns once it is gone.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL weft");
-            child.wait().expect("reap weft");
+        if let Some(child) = self.child.take()
+            && !reap(child)
+        {
+            panic!("weft did not die within {DEATH_TIMEOUT:?} of its SIGKILL");
         }
     }
 
@@ -241,7 +268,7 @@ impl Weft {
         // Connections kept alive to the killed process are dead: start a fresh pool.
         self.http = match &self.options.token {
             Some(token) => authorized_client(token),
-            None => reqwest::Client::new(),
+            None => bounded_client(),
         };
         self.spawn();
     }
@@ -400,11 +427,33 @@ impl Weft {
 
 impl Drop for Weft {
     fn drop(&mut self) {
-        self.kill();
+        // No panic here: the test may be unwinding already.
+        if let Some(child) = self.child.take() {
+            reap(child);
+        }
     }
 }
 
-/// An HTTP client that presents `token`.
+/// Closes the watchdog's stdin, so it SIGKILLs weft, and waits (at most [`DEATH_TIMEOUT`])
+/// for the watchdog to have reaped it and exited; whether it did.
+fn reap(mut child: Child) -> bool {
+    drop(child.stdin.take());
+    let (done, gone) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait());
+    });
+    matches!(gone.recv_timeout(DEATH_TIMEOUT), Ok(Ok(_)))
+}
+
+/// An HTTP client whose requests time out after [`REQUEST_TIMEOUT`].
+pub fn bounded_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("client")
+}
+
+/// An HTTP client that presents `token`; its requests time out after [`REQUEST_TIMEOUT`].
 pub fn authorized_client(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
@@ -413,6 +462,7 @@ pub fn authorized_client(token: &str) -> reqwest::Client {
     );
     reqwest::Client::builder()
         .default_headers(headers)
+        .timeout(REQUEST_TIMEOUT)
         .build()
         .expect("client")
 }

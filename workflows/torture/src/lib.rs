@@ -2,8 +2,9 @@
 //! orchestration answered with events, three activities in sequence, and a fan-out/fan-in.
 //!
 //! Every activity reports its side effect to an "effects" server (app setting `EffectsUrl`)
-//! with the header `idempotency-key: {instance}/{position}`, so the test can count how often
-//! each scheduled call really ran.
+//! with the header `idempotency-key: {instance}/{position}` (and `incarnation: N` when the app
+//! setting `EffectsIncarnation` is set), so the test can count how often each scheduled call
+//! really ran, and in which host process.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -68,8 +69,12 @@ fn effect(activity: &str, detail: serde_json::Value) -> Result<(), Error> {
     let url = std::env::var("EffectsUrl")
         .map_err(|_| Error::with_kind("config", "EffectsUrl is not set"))?;
     let key = weft_sdk::activity::idempotency_key();
-    let response = Request::post(url)
-        .header("idempotency-key", &key)
+    let mut request = Request::post(url).header("idempotency-key", &key);
+    // The test numbers each host process it starts: the hit then says which one ran it.
+    if let Ok(incarnation) = std::env::var("EffectsIncarnation") {
+        request = request.header("incarnation", &incarnation);
+    }
+    let response = request
         .json(&serde_json::json!({ "activity": activity, "detail": detail }))?
         .send()?;
     if !response.is_success() {
