@@ -2,25 +2,7 @@
 
 mod common;
 
-use common::{Options, Weft};
-use std::process::{Command, Output};
-
-fn weft_cli(server: &Weft, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .args(["--server", &server.url])
-        .env("WEFT_TOKEN", common::TOKEN)
-        .output()
-        .expect("run weft")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
+use common::{Options, Weft, stderr, stdout, weft_cli};
 
 #[tokio::test]
 async fn start_status_raise_and_clock_from_the_command_line() {

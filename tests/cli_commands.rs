@@ -3,26 +3,8 @@
 
 mod common;
 
-use common::{Options, Weft};
+use common::{Options, Weft, stderr, stdout, weft_cli};
 use serde_json::{Value, json};
-use std::process::{Command, Output};
-
-fn weft_cli(server: &Weft, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .args(["--server", &server.url])
-        .env("WEFT_TOKEN", common::TOKEN)
-        .output()
-        .expect("run weft")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
 
 /// Runs a command that must succeed; its stdout.
 fn ok(server: &Weft, args: &[&str]) -> String {

@@ -69,14 +69,7 @@ async fn a_terminated_child_fails_its_handle_in_the_parent() {
     weft.start_instance("parent-of-waiter", "pw", json!("kid"))
         .await;
     weft.history_has("kid", "event_wait_created").await;
-    let (s, _) = weft
-        .request(
-            reqwest::Method::POST,
-            "/instances/kid/terminate?reason=stop",
-            None,
-        )
-        .await;
-    assert_eq!(s, 202);
+    terminate(&weft, "kid", "reason=stop").await;
     let status = weft.finished("pw").await;
     assert_eq!(
         status["output"],
@@ -130,6 +123,13 @@ async fn continue_as_new_restarts_the_history_and_carries_events_over() {
     assert_eq!(history[1]["payload"], 2);
 }
 
+/// Terminates instance `id` with the query `query`; it answers 202.
+async fn terminate(weft: &Weft, id: &str, query: &str) {
+    let path = format!("/instances/{id}/terminate?{query}");
+    let (s, body) = weft.request(reqwest::Method::POST, &path, None).await;
+    assert_eq!(s, 202, "{body}");
+}
+
 /// The instances whose id starts with `prefix`, by status, from the database.
 fn stored(weft: &Weft, prefix: &str, status: &str) -> i64 {
     weft.query_i64(&format!(
@@ -143,14 +143,7 @@ async fn terminating_a_parent_terminates_its_running_children_unless_told_not_to
     // n → n:0 → n:0:0, which waits for `go`.
     weft.start_instance("nest", "n", json!(2)).await;
     weft.history_has("n:0:0", "event_wait_created").await;
-    let (s, _) = weft
-        .request(
-            reqwest::Method::POST,
-            "/instances/n/terminate?reason=stop",
-            None,
-        )
-        .await;
-    assert_eq!(s, 202);
+    terminate(&weft, "n", "reason=stop").await;
     assert_eq!(weft.status("n").await["runtimeStatus"], "Terminated");
     for (child, parent) in [("n:0", "n"), ("n:0:0", "n:0")] {
         let status = weft.status(child).await;
@@ -167,14 +160,7 @@ async fn terminating_a_parent_terminates_its_running_children_unless_told_not_to
     // recursive=false: the children go on, and end by themselves.
     weft.start_instance("nest", "m", json!(2)).await;
     weft.history_has("m:0:0", "event_wait_created").await;
-    let (s, _) = weft
-        .request(
-            reqwest::Method::POST,
-            "/instances/m/terminate?recursive=false",
-            None,
-        )
-        .await;
-    assert_eq!(s, 202);
+    terminate(&weft, "m", "recursive=false").await;
     assert_eq!(weft.status("m").await["runtimeStatus"], "Terminated");
     assert_eq!(stored(&weft, "m:", "Running"), 2, "the children still run");
     weft.raise("m:0:0", "go", json!("went")).await;
@@ -233,14 +219,7 @@ async fn purge_refuses_a_running_instance_and_takes_ended_children_along() {
     // A parent that ended while its children run: purged alone; the children go on.
     weft.start_instance("nest", "t", json!(2)).await;
     weft.history_has("t:0:0", "event_wait_created").await;
-    let (s, _) = weft
-        .request(
-            reqwest::Method::POST,
-            "/instances/t/terminate?recursive=false",
-            None,
-        )
-        .await;
-    assert_eq!(s, 202);
+    terminate(&weft, "t", "recursive=false").await;
     let (s, body) = weft
         .request(reqwest::Method::DELETE, "/instances/t", None)
         .await;

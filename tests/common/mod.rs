@@ -525,3 +525,23 @@ pub fn normalized(history: &[Value], replace: &[(Value, &str)]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Runs the `weft` command line against `server` with the test token; its output.
+pub fn weft_cli(server: &Weft, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .args(["--server", &server.url])
+        .env("WEFT_TOKEN", TOKEN)
+        .output()
+        .expect("run weft")
+}
+
+/// A command's standard output, trimmed.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A command's standard error, trimmed.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
