@@ -106,6 +106,11 @@ async fn continue_as_new_restarts_the_history_and_carries_events_over() {
     assert_eq!(status["runtimeStatus"], "Completed", "{status}");
     assert_eq!(status["output"], 3);
     assert_eq!(status["input"], 2, "the last run's input");
+    assert_eq!(
+        status["customStatus"],
+        json!({"ticks": 2}),
+        "the custom status set by the run that continued as new is kept"
+    );
     let runs = status["previousRuns"].as_array().expect("earlier runs");
     assert_eq!(runs.len(), 2);
     for (generation, run) in runs.iter().enumerate() {

@@ -68,6 +68,17 @@ pub enum CreateOutcome {
     },
 }
 
+/// What a run that continues as new commits: its last recorded calls and entity operations,
+/// the custom status it set last, and the next run's input and seed.
+#[derive(Debug)]
+pub struct ContinueAsNew {
+    pub events: Vec<HistoryEvent>,
+    pub entity_ops: Vec<super::EntityOp>,
+    pub custom_status: Option<String>,
+    pub input: String,
+    pub seed: u64,
+}
+
 /// What a purge of one instance did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PurgeOutcome {
@@ -397,17 +408,21 @@ impl Store {
     pub async fn continue_as_new(
         &self,
         id: InstanceId,
-        events: Vec<HistoryEvent>,
-        entity_ops: Vec<super::EntityOp>,
-        input: String,
-        seed: u64,
+        next: ContinueAsNew,
         now: Millis,
     ) -> Result<bool, StoreError> {
+        let ContinueAsNew {
+            events,
+            entity_ops,
+            custom_status,
+            input,
+            seed,
+        } = next;
         self.write(move |c| {
-            match instance_status(c, &id)? {
-                Some(s) if !s.is_terminal() => {}
+            let suspended = match instance_status(c, &id)? {
+                Some(s) if !s.is_terminal() => s == RuntimeStatus::Suspended,
                 _ => return Ok(false),
-            }
+            };
             let (generation, name, digest): (u32, String, String) = c
                 .prepare_cached("SELECT generation, name, digest FROM instances WHERE id = ?1")?
                 .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
@@ -447,11 +462,20 @@ impl Store {
             )?;
             exec(c, "DELETE FROM history WHERE instance_id = ?1", [id.as_str()])?;
             drop_pending_work(c, &id)?;
+            // A suspend that came while the run ended holds the next run too; the custom
+            // status the run set last stays shown.
             exec(
                 c,
                 "UPDATE instances SET input = ?2, generation = generation + 1, next_seq = 0,
-                        status = 'Running', output = NULL, failure = NULL WHERE id = ?1",
-                params![id.as_str(), input],
+                        status = ?3, output = NULL, failure = NULL,
+                        custom_status = coalesce(?4, custom_status)
+                 WHERE id = ?1",
+                params![
+                    id.as_str(),
+                    input,
+                    if suspended { "Suspended" } else { "Running" },
+                    custom_status
+                ],
             )?;
             let mut next = vec![HistoryEvent::Started {
                 name,
@@ -460,6 +484,11 @@ impl Store {
                 seed,
                 at: now,
             }];
+            if suspended {
+                next.push(HistoryEvent::Suspended {
+                    reason: "suspended while the previous run continued as new".into(),
+                });
+            }
             next.extend(
                 carried
                     .into_iter()

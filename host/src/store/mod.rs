@@ -14,8 +14,8 @@ mod work;
 
 pub use entities::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
 pub use instances::{
-    Append, Appended, ChildStart, CreateOutcome, PurgeOutcome, RaiseOutcome, ScheduledActivity,
-    Terminated,
+    Append, Appended, ChildStart, ContinueAsNew, CreateOutcome, PurgeOutcome, RaiseOutcome,
+    ScheduledActivity, Terminated,
 };
 pub use manage::{ChangeOutcome, Filter, PageToken};
 pub use rows::InstanceRow;

@@ -238,3 +238,41 @@ async fn events_to_unknown_instances_are_refused() {
         RaiseOutcome::NotFound
     );
 }
+
+#[tokio::test]
+async fn a_suspend_that_came_while_a_run_ended_holds_the_next_run() {
+    let (_d, store, id) = store().await;
+    let changed = store
+        .set_suspended(id.clone(), true, "hold".into(), 1)
+        .await
+        .unwrap();
+    assert_eq!(changed, ChangeOutcome::Changed);
+    let next = ContinueAsNew {
+        events: Vec::new(),
+        entity_ops: Vec::new(),
+        custom_status: Some("\"round 2\"".into()),
+        input: "2".into(),
+        seed: 8,
+    };
+    assert!(store.continue_as_new(id.clone(), next, 2).await.unwrap());
+    let row = store.instance(id.clone()).await.unwrap().unwrap();
+    assert_eq!(row.status, RuntimeStatus::Suspended);
+    assert_eq!(row.input, "2");
+    assert_eq!(row.custom_status.as_deref(), Some("\"round 2\""));
+    let kinds: Vec<&str> = store
+        .history(id.clone(), 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.event.kind())
+        .collect();
+    assert_eq!(kinds, ["started", "suspended"]);
+    // Resumed, it runs.
+    let resumed = store
+        .set_suspended(id.clone(), false, "go".into(), 3)
+        .await
+        .unwrap();
+    assert_eq!(resumed, ChangeOutcome::Changed);
+    let row = store.instance(id).await.unwrap().unwrap();
+    assert_eq!(row.status, RuntimeStatus::Running);
+}

@@ -10,7 +10,9 @@ use crate::history::RuntimeStatus;
 use crate::history::{
     Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step, UsageError,
 };
-use crate::store::{ActivityWork, Append, ChildStart, EntityKey, EntityOp, ScheduledActivity};
+use crate::store::{
+    ActivityWork, Append, ChildStart, ContinueAsNew, EntityKey, EntityOp, ScheduledActivity,
+};
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
 };
@@ -354,13 +356,24 @@ impl Activation {
     async fn continue_as_new(mut self, input: String) -> Exit {
         let events = std::mem::take(&mut self.pending.events);
         let entity_ops = std::mem::take(&mut self.pending.entity_ops);
+        let custom_status = self.pending.custom_status.take();
         let entities: Vec<EntityKey> = entity_ops.iter().map(|op| op.entity.clone()).collect();
         let now = self.rt.now();
         let seed = super::seed_for(&self.id, now.wrapping_add(self.seen));
         match self
             .rt
             .store()
-            .continue_as_new(self.id.clone(), events, entity_ops, input, seed, now)
+            .continue_as_new(
+                self.id.clone(),
+                ContinueAsNew {
+                    events,
+                    entity_ops,
+                    custom_status,
+                    input,
+                    seed,
+                },
+                now,
+            )
             .await
         {
             Ok(true) => {
