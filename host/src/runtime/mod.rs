@@ -133,6 +133,9 @@ struct Inner {
     actors: Mutex<HashMap<InstanceId, mpsc::Sender<()>>>,
     /// Tells the timer service that a timer was armed.
     timers_changed: Notify,
+    /// Held while due timers are fired, so a clock advance fires (and counts) the timers it
+    /// made due before the timer service can.
+    firing: tokio::sync::Mutex<()>,
     signer: callbacks::Signer,
     /// Announces each instance that ends.
     finished: tokio::sync::broadcast::Sender<(InstanceId, RuntimeStatus)>,
@@ -178,6 +181,7 @@ impl Runtime {
                 components,
                 actors: Mutex::new(HashMap::new()),
                 timers_changed: Notify::new(),
+                firing: tokio::sync::Mutex::new(()),
                 signer,
                 finished: tokio::sync::broadcast::channel(1 << 16).0,
                 entity_workers: Mutex::new(HashMap::new()),
@@ -570,6 +574,7 @@ impl Runtime {
         if !self.inner.clock.is_manual() {
             return Err(RuntimeError::ClockNotManual);
         }
+        let firing = self.inner.firing.lock().await;
         // The new time is committed before any part of the server sees it.
         let at = self
             .inner
@@ -581,12 +586,19 @@ impl Runtime {
             .clock
             .advance_to(at)
             .ok_or(RuntimeError::ClockNotManual)?;
-        let fired = self.fire_due_timers().await?;
+        let fired = self.fire_due_timers_now().await?;
+        drop(firing);
         Ok((now, fired))
     }
 
     /// Fires every due timer and wakes the instances that own them.
     async fn fire_due_timers(&self) -> Result<usize, StoreError> {
+        let _firing = self.inner.firing.lock().await;
+        self.fire_due_timers_now().await
+    }
+
+    /// Fires every due timer (the caller holds `firing`).
+    async fn fire_due_timers_now(&self) -> Result<usize, StoreError> {
         let fired = self.inner.store.fire_due_timers(self.now()).await?;
         for id in &fired.woken {
             self.wake(id);

@@ -31,7 +31,7 @@ pub enum CompleteOutcome {
 /// What firing due timers did.
 #[derive(Debug, Default)]
 pub struct Fired {
-    /// Instances that got a `timer_fired`.
+    /// Instances that got a `timer_fired`, each once.
     pub woken: Vec<InstanceId>,
     /// Activities whose retry delay is over.
     pub retries: Vec<ActivityWork>,
@@ -116,6 +116,7 @@ impl Store {
                     .collect::<Result<_, _>>()?
             };
             let mut fired = Fired::default();
+            let mut woken = std::collections::HashSet::new();
             for (instance, pos, kind) in due {
                 let id: InstanceId = instance.parse().map_err(corrupt)?;
                 exec(
@@ -153,7 +154,7 @@ impl Store {
                     continue;
                 }
                 append_events(c, &id, &[HistoryEvent::TimerFired { handle: pos }], now)?;
-                if fired.woken.last() != Some(&id) {
+                if woken.insert(id.clone()) {
                     fired.woken.push(id);
                 }
             }
