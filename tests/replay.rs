@@ -130,5 +130,5 @@ async fn a_wait_that_timed_out_leaves_the_event_to_the_next_wait() {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    weft::history::ComponentDigest::of(bytes).to_string()
+    weft::history::digest_of(bytes).to_string()
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// Milliseconds since the Unix epoch.
-pub type Millis = u64;
+pub use weft_core::Millis;
 
 /// A source of time.
 pub trait Clock: Send + Sync + 'static {

@@ -1,7 +1,7 @@
 //! weft: a durable workflow host for WebAssembly components.
 //!
-//! Dependencies point one way: `api → runtime → {store, wasm} → history`; only `clock` reads
-//! wall time.
+//! Dependencies point one way: `api → runtime → {store, wasm} → history` (the domain, crate
+//! `weft-core`); only `clock` reads wall time.
 
 pub mod api;
 pub mod clock;

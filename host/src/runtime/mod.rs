@@ -243,7 +243,7 @@ impl Runtime {
     /// Checks, then stores and publishes, a component: nothing is stored for one that is
     /// refused. With `again`, a component stored before becomes the newest deployed.
     async fn register_as(&self, bytes: Vec<u8>, again: bool) -> Result<Registered, RuntimeError> {
-        let digest = ComponentDigest::of(&bytes);
+        let digest = crate::history::digest_of(&bytes);
         let loaded = self
             .inner
             .components
@@ -301,7 +301,7 @@ impl Runtime {
             .components
             .digest_for(name)
             .ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
-        let id = id.unwrap_or_else(InstanceId::random);
+        let id = id.unwrap_or_else(crate::history::new_instance_id);
         let now = self.now();
         let started = HistoryEvent::Started {
             name: name.to_string(),

@@ -85,7 +85,7 @@ impl Runtime {
         &self,
         bytes: Vec<u8>,
     ) -> Result<(Registered, Vec<ReplayCheck>), RuntimeError> {
-        let digest = ComponentDigest::of(&bytes);
+        let digest = crate::history::digest_of(&bytes);
         let loaded = self.inner.components.load(digest.clone(), bytes).await?;
         let mut checks = Vec::new();
         for name in &loaded.orchestrations {

@@ -1,13 +1,13 @@
 //! The store's own tests: one write path at a time, on a real SQLite file.
 
 use super::*;
-use crate::history::{ComponentDigest, HistoryEvent, InstanceId, RuntimeStatus};
+use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
 
 fn started() -> HistoryEvent {
     HistoryEvent::Started {
         name: "o".into(),
         input: "1".into(),
-        digest: ComponentDigest::of(b"c"),
+        digest: crate::history::digest_of(b"c"),
         seed: 7,
         at: 0,
     }
@@ -17,7 +17,7 @@ async fn store() -> (tempfile::TempDir, Store, InstanceId) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
     store
-        .put_component(ComponentDigest::of(b"c"), b"c".to_vec(), false, 0)
+        .put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
         .await
         .unwrap();
     let id: InstanceId = "i".parse().unwrap();

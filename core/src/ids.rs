@@ -27,9 +27,10 @@ impl InstanceId {
         &self.0
     }
 
-    /// A fresh random id (32 hex digits, like Durable Functions').
-    pub fn random() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
+    /// The id made of 16 random bytes: 32 lowercase hex digits, like Durable Functions'. The
+    /// caller brings the randomness.
+    pub fn from_random(bytes: [u8; 16]) -> Self {
+        Self(lower_hex(&bytes))
     }
 }
 
@@ -72,15 +73,19 @@ impl fmt::Display for InstanceId {
     }
 }
 
+fn lower_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A component's identity: the lowercase hex sha256 of its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ComponentDigest(String);
 
 impl ComponentDigest {
-    pub fn of(bytes: &[u8]) -> Self {
-        use sha2::Digest;
-        Self(hex::encode(sha2::Sha256::digest(bytes)))
+    /// The digest of a component whose bytes hash to `sha256`. The caller computes the hash.
+    pub fn from_sha256(sha256: [u8; 32]) -> Self {
+        Self(lower_hex(&sha256))
     }
 
     pub fn as_str(&self) -> &str {
@@ -145,12 +150,13 @@ mod tests {
     }
 
     #[test]
-    fn digests_are_sha256_hex() {
-        let d = ComponentDigest::of(b"abc");
-        assert_eq!(
-            d.as_str(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+    fn digests_are_lowercase_hex() {
+        let mut sha = [0u8; 32];
+        sha[0] = 0xba;
+        sha[31] = 0x0f;
+        let d = ComponentDigest::from_sha256(sha);
+        assert_eq!(d.as_str().len(), 64);
+        assert!(d.as_str().starts_with("ba00") && d.as_str().ends_with("000f"));
         assert!(d.as_str().parse::<ComponentDigest>().is_ok());
         assert!("BA78".parse::<ComponentDigest>().is_err());
     }

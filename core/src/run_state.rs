@@ -3,7 +3,7 @@
 //! here so they can be tested without wasm or SQL.
 
 use super::{Completion, HistoryEvent, Pos, Recorded, Seq};
-use crate::clock::Millis;
+use crate::Millis;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// A mistake of the orchestration code, which fails the instance.
@@ -446,7 +446,6 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::ComponentDigest;
     use HistoryEvent::*;
 
     /// Builds histories for tests, numbering events in order.
@@ -472,7 +471,7 @@ mod tests {
         History::default().with(Started {
             name: "o".into(),
             input: "null".into(),
-            digest: ComponentDigest::of(b""),
+            digest: "0".repeat(64).parse().unwrap(),
             seed: 1,
             at: 0,
         })
@@ -624,7 +623,7 @@ mod tests {
 
     #[test]
     fn retry_delays_grow_to_the_cap_and_stop() {
-        let policy = crate::history::RetryPolicy {
+        let policy = crate::RetryPolicy {
             max_attempts: 5,
             first_interval_ms: 1000,
             backoff_coefficient: 2.0,

@@ -1,5 +1,6 @@
-//! The pure domain: ids, history events, the run state folded from them, and replay matching.
-//! No I/O, no wasmtime, no SQL.
+//! weft's domain, as plain data and functions: ids, history events, the run state folded from
+//! them, replay matching, await resolution and retry policies. No I/O, no clock, no randomness,
+//! no wasmtime, no SQL: Cargo keeps it so (it depends on serde and thiserror only).
 
 mod ids;
 mod run_state;
@@ -7,8 +8,10 @@ mod run_state;
 pub use ids::{ComponentDigest, InstanceId, InvalidId};
 pub use run_state::{Resolution, RunState, Step, UsageError};
 
-use crate::clock::Millis;
 use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
 
 /// The position of a recorded host call in an instance's run: 0 for the first call.
 /// Handles are the positions of the calls that created them.
