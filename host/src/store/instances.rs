@@ -8,7 +8,9 @@ use super::rows::{
 };
 use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::history::{HistoryEvent, InstanceId, Pos, Recorded, RetryPolicy, RuntimeStatus, Seq};
+use crate::history::{
+    HistoryEvent, InstanceId, Pos, Recorded, RetryPolicy, RuntimeStatus, Seq, ending,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// What an activation commits: its recorded calls, the work they start, and perhaps its end.
@@ -174,13 +176,7 @@ pub(super) fn tell_parent(
         Some(s) if !s.is_terminal() => {}
         _ => return Ok(None),
     }
-    let event = match result {
-        Ok(output) => HistoryEvent::SubOrchestrationCompleted {
-            handle: pos,
-            output,
-        },
-        Err(error) => HistoryEvent::SubOrchestrationFailed { handle: pos, error },
-    };
+    let event = ending::event_for_parent(pos, result);
     append_events(c, &parent, &[event], now)?;
     Ok(Some(parent))
 }
@@ -570,11 +566,12 @@ impl Store {
                 Some(s) if s.is_terminal() => RaiseOutcome::Finished(s),
                 Some(_) => {
                     let seq = terminate_one(c, &id, &reason, now)?;
-                    done.parent = tell_parent(c, &id, Err(format!("terminated: {reason}")), now)?;
+                    done.parent =
+                        tell_parent(c, &id, Err(ending::terminated_failure(&reason)), now)?;
                     if recursive {
                         let mut parents = vec![id.clone()];
                         while let Some(parent) = parents.pop() {
-                            let why = format!("parent instance '{parent}' was terminated");
+                            let why = ending::terminated_with_parent(&parent);
                             for child in running_children(c, &parent)? {
                                 terminate_one(c, &child, &why, now)?;
                                 done.children.push(child.clone());
