@@ -459,17 +459,19 @@ impl RuntimeStatus {
         }
     }
 
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 7] = [
+        Self::Pending,
+        Self::Running,
+        Self::Suspended,
+        Self::Completed,
+        Self::Failed,
+        Self::Terminated,
+        Self::ContinuedAsNew,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "Pending" => Self::Pending,
-            "Running" => Self::Running,
-            "Suspended" => Self::Suspended,
-            "Completed" => Self::Completed,
-            "Failed" => Self::Failed,
-            "Terminated" => Self::Terminated,
-            "ContinuedAsNew" => Self::ContinuedAsNew,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
     /// Whether the instance has ended and takes no more events.

@@ -4,7 +4,7 @@ use super::ApiError;
 use super::AppState;
 use super::schema::{
     ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PreviousRun,
-    PurgeResult, RuntimeStatus as ApiStatus, StartResponse,
+    PurgeResult, StartResponse,
 };
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::history::{InstanceId, Recorded, RuntimeStatus};
@@ -573,23 +573,11 @@ pub(super) fn stored_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
 }
 
-fn api_status(s: RuntimeStatus) -> ApiStatus {
-    match s {
-        RuntimeStatus::Pending => ApiStatus::Pending,
-        RuntimeStatus::Running => ApiStatus::Running,
-        RuntimeStatus::Suspended => ApiStatus::Suspended,
-        RuntimeStatus::Completed => ApiStatus::Completed,
-        RuntimeStatus::Failed => ApiStatus::Failed,
-        RuntimeStatus::Terminated => ApiStatus::Terminated,
-        RuntimeStatus::ContinuedAsNew => ApiStatus::ContinuedAsNew,
-    }
-}
-
 fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceStatus {
     InstanceStatus {
         instance_id: i.id.to_string(),
         name: i.name.clone(),
-        runtime_status: api_status(i.status),
+        runtime_status: i.status,
         input: stored_json(&i.input),
         output: match (&i.output, &i.failure) {
             (Some(o), _) => stored_json(o),

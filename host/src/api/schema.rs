@@ -18,16 +18,18 @@ pub struct StartResponse {
     pub purge_history_delete_uri: String,
 }
 
-/// An instance's lifecycle state.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub enum RuntimeStatus {
-    Pending,
-    Running,
-    Suspended,
-    Completed,
-    Failed,
-    Terminated,
-    ContinuedAsNew,
+/// The schema of an instance's lifecycle state: the domain's statuses, by name.
+fn runtime_status_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{Object, Schema, Type};
+    let mut schema = Object::with_type(Type::String);
+    schema.description = Some("An instance's lifecycle state".into());
+    schema.enum_values = Some(
+        crate::history::RuntimeStatus::ALL
+            .iter()
+            .map(|s| s.as_str().into())
+            .collect(),
+    );
+    Schema::Object(schema).into()
 }
 
 /// Why an instance failed or was terminated.
@@ -48,7 +50,8 @@ pub struct InstanceStatus {
     pub instance_id: String,
     /// The orchestration's name.
     pub name: String,
-    pub runtime_status: RuntimeStatus,
+    #[schema(schema_with = runtime_status_schema)]
+    pub runtime_status: crate::history::RuntimeStatus,
     /// The input, as given at start.
     #[schema(value_type = Value)]
     pub input: Value,
