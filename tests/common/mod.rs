@@ -343,7 +343,8 @@ impl Weft {
         assert_eq!(status, 202, "raise {event} to {id}: {body}");
     }
 
-    pub async fn advance(&self, seconds: f64) {
+    /// Moves the manual clock; the answer (`{now, timersFired}`).
+    pub async fn advance(&self, seconds: f64) -> Value {
         let (status, body) = self
             .request(
                 reqwest::Method::POST,
@@ -352,6 +353,7 @@ impl Weft {
             )
             .await;
         assert_eq!(status, 200, "advance clock: {body}");
+        body
     }
 
     /// Polls `f` until it returns `Some`; on timeout, fails showing the server's log.
