@@ -156,8 +156,8 @@ impl Components {
 
     /// Makes a loaded component's orchestrations the ones new instances of those names use,
     /// and its entities the ones it applies operations of. A name another component served
-    /// until now is logged and listed in [`Registered::replaced`].
-    pub fn publish(&self, loaded: &Loaded) -> super::Registered {
+    /// until now is listed in [`Registered::replaced`], and logged if `log`.
+    pub fn publish(&self, loaded: &Loaded, log: bool) -> super::Registered {
         let mut replaced = Vec::new();
         for (map, names, kind) in [
             (&self.names, &loaded.orchestrations, "orchestration"),
@@ -168,12 +168,14 @@ impl Components {
                 if let Some(old) = map.insert(name.clone(), loaded.digest.clone())
                     && old != loaded.digest
                 {
-                    tracing::info!(
-                        "{kind} '{name}' is now served by component {} (was {}): new work uses \
-                         the newest deployed component",
-                        loaded.digest.short(),
-                        old.short()
-                    );
+                    if log {
+                        tracing::info!(
+                            "{kind} '{name}' is now served by component {} (was {}): new work uses \
+                             the newest deployed component",
+                            loaded.digest.short(),
+                            old.short()
+                        );
+                    }
                     replaced.push((kind, name.clone(), old));
                 }
             }

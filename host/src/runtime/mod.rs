@@ -253,7 +253,7 @@ impl Runtime {
             .store
             .put_component(digest, bytes, again, self.now())
             .await?;
-        Ok(self.inner.components.publish(&loaded))
+        Ok(self.inner.components.publish(&loaded, true))
     }
 
     /// The digest new instances of orchestration `name` start on.

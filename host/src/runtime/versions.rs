@@ -182,7 +182,8 @@ impl Runtime {
         for (digest, bytes) in self.inner.store.stored_components().await? {
             match self.inner.components.load(digest.clone(), bytes).await {
                 Ok(loaded) => {
-                    self.inner.components.publish(&loaded);
+                    // Restoring the deploy order after a restart moves nothing: no log.
+                    self.inner.components.publish(&loaded, false);
                 }
                 Err(e) => tracing::warn!("stored component {} does not load: {e}", digest.short()),
             }
