@@ -12,7 +12,7 @@ use tower::ServiceExt;
 use weft::api::{AppState, router};
 use weft::clock::{Clock, ManualClock, SystemClock, parse_rfc3339};
 use weft::runtime::{Runtime, Settings};
-use weft::store::{Store, Synchronous};
+use weft::store::{SqliteStore, Synchronous};
 
 const TOKEN: &str = "secret-token";
 
@@ -23,7 +23,9 @@ struct App {
 
 async fn app_with(clock: Arc<dyn Clock>) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("weft.db"), Synchronous::Full).unwrap();
+    let store = std::sync::Arc::new(
+        SqliteStore::open(&dir.path().join("weft.db"), Synchronous::Full).unwrap(),
+    );
     let settings = Settings {
         public_url: "http://weft.test".into(),
         ..Settings::default()

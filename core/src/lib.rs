@@ -2,8 +2,13 @@
 //! them, replay matching, await resolution and retry policies. No I/O, no clock, no randomness,
 //! no wasmtime, no SQL: Cargo keeps it so (it depends on serde and thiserror only).
 
+pub mod attempts;
+pub mod continuing;
+pub mod ending;
 mod ids;
 mod run_state;
+#[cfg(test)]
+mod testing;
 
 pub use ids::{ComponentDigest, InstanceId, InvalidId};
 pub use run_state::{Resolution, RunState, Step, UsageError};
@@ -235,66 +240,6 @@ pub enum HistoryEvent {
 }
 
 /// Rules about how instances end, as other instances see it.
-pub mod ending {
-    use super::{HistoryEvent, InstanceId, Pos};
-
-    /// The event a parent's history gets when its sub-orchestration (started by the call at
-    /// `handle`) ends with `result`: its output, or its failure message.
-    pub fn event_for_parent(handle: Pos, result: Result<String, String>) -> HistoryEvent {
-        match result {
-            Ok(output) => HistoryEvent::SubOrchestrationCompleted { handle, output },
-            Err(error) => HistoryEvent::SubOrchestrationFailed { handle, error },
-        }
-    }
-
-    /// The failure a terminated instance reports to whoever waits on it (its parent): the
-    /// kind `terminated`, then the reason.
-    pub fn terminated_failure(reason: &str) -> String {
-        format!("terminated: {reason}")
-    }
-
-    /// The reason a sub-orchestration gets when it is terminated with its parent.
-    pub fn terminated_with_parent(parent: &InstanceId) -> String {
-        format!("parent instance '{parent}' was terminated")
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        #[test]
-        fn a_child_that_ends_answers_the_handle_that_started_it() {
-            assert_eq!(
-                event_for_parent(3, Ok("42".into())),
-                HistoryEvent::SubOrchestrationCompleted {
-                    handle: 3,
-                    output: "42".into()
-                }
-            );
-            assert_eq!(
-                event_for_parent(4, Err(terminated_failure("stop"))),
-                HistoryEvent::SubOrchestrationFailed {
-                    handle: 4,
-                    error: "terminated: stop".into()
-                }
-            );
-        }
-
-        #[test]
-        fn a_terminated_failure_has_the_kind_terminated() {
-            assert_eq!(
-                super::super::error_kind(&terminated_failure("operator gave up")),
-                Some("terminated")
-            );
-            let parent: InstanceId = "order-7".parse().unwrap();
-            assert_eq!(
-                terminated_with_parent(&parent),
-                "parent instance 'order-7' was terminated"
-            );
-        }
-    }
-}
-
 impl HistoryEvent {
     /// The position of the host call this event records, if it records one.
     pub fn call_pos(&self) -> Option<Pos> {

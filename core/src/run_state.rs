@@ -446,48 +446,13 @@ fn same_call(recorded: &HistoryEvent, attempted: &HistoryEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{raised, started};
     use HistoryEvent::*;
-
-    /// Builds histories for tests, numbering events in order.
-    #[derive(Default)]
-    struct History(Vec<Recorded>);
-
-    impl History {
-        fn with(mut self, event: HistoryEvent) -> Self {
-            let seq = self.0.len() as Seq;
-            self.0.push(Recorded {
-                seq,
-                recorded_at: 0,
-                event,
-            });
-            self
-        }
-        fn state(&self) -> RunState {
-            RunState::from_history(&self.0)
-        }
-    }
-
-    fn started() -> History {
-        History::default().with(Started {
-            name: "o".into(),
-            input: "null".into(),
-            digest: "0".repeat(64).parse().unwrap(),
-            seed: 1,
-            at: 0,
-        })
-    }
 
     fn wait(pos: Pos, name: &str) -> HistoryEvent {
         EventWaitCreated {
             pos,
             name: name.into(),
-        }
-    }
-
-    fn raised(name: &str, payload: &str) -> HistoryEvent {
-        EventRaised {
-            name: name.into(),
-            payload: payload.into(),
         }
     }
 

@@ -15,7 +15,7 @@ use weft::api::{AppState, router};
 use weft::clock::SystemClock;
 use weft::history::{InstanceId, RuntimeStatus};
 use weft::runtime::{Runtime, Settings};
-use weft::store::{Store, Synchronous};
+use weft::store::{SqliteStore, Synchronous};
 
 /// Sizes and settings of one run.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ impl Env {
         let dir = std::env::temp_dir().join(format!("weft-bench-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        let store = Store::open(&dir.join("weft.db"), opts.synchronous)?;
+        let store = Arc::new(SqliteStore::open(&dir.join("weft.db"), opts.synchronous)?);
         let mut settings = Settings::default();
         tweak(&mut settings);
         let cache = std::env::temp_dir().join("weft-bench-cache");
@@ -93,16 +93,8 @@ impl Env {
         Ok(Self { runtime, dir })
     }
 
-    fn db(&self) -> rusqlite::Result<rusqlite::Connection> {
-        let conn = rusqlite::Connection::open(self.dir.join("weft.db"))?;
-        // Like the host's own connections: wait out a lock (say, a WAL restart) instead of
-        // failing the run.
-        conn.busy_timeout(Duration::from_secs(5))?;
-        Ok(conn)
-    }
-
     fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        Ok(self.db()?.query_row(sql, [], |r| r.get(0))?)
+        Ok(weft::store::sqlite::count(&self.dir.join("weft.db"), sql)?)
     }
 
     /// Waits until `sql` counts at least `n`.
@@ -387,49 +379,15 @@ fn limit(opts: &Options) -> anyhow::Result<Value> {
 }
 
 fn limit_in(dir: &Path, opts: &Options) -> anyhow::Result<Value> {
-    let mut conn = weft::store::schema::connect(&dir.join("limit.db"), opts.synchronous)?;
-    conn.execute_batch(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, instance_id TEXT NOT NULL, seq INTEGER NOT NULL,
-                         recorded_at INTEGER NOT NULL, event TEXT NOT NULL) STRICT;
-         CREATE UNIQUE INDEX t_by_instance ON t(instance_id, seq);",
+    let limit = weft::store::sqlite::commit_limit(
+        &dir.join("limit.db"),
+        opts.synchronous,
+        opts.limit_rows,
     )?;
-    let event = r#"{"type":"activity_completed","handle":3,"output":"\"Hello Seattle!\""}"#;
-    let singles = (opts.limit_rows / 20).max(100);
-    let t0 = Instant::now();
-    for i in 0..singles {
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO t (instance_id, seq, recorded_at, event) VALUES (?1, ?2, 0, ?3)",
-            rusqlite::params![format!("single-{}", i % 100), i as i64, event],
-        )?;
-        tx.commit()?;
-    }
-    let single_rate = singles as f64 / t0.elapsed().as_secs_f64();
-    let batch = 500;
-    let batches = (opts.limit_rows / batch).max(1);
-    let t0 = Instant::now();
-    for b in 0..batches {
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO t (instance_id, seq, recorded_at, event) VALUES (?1, ?2, 0, ?3)",
-            )?;
-            for i in 0..batch {
-                // Rows of 100 instances interleaved, as concurrent instances write them.
-                stmt.execute(rusqlite::params![
-                    format!("batch-{}", i % 100),
-                    (b * batch + i) as i64,
-                    event
-                ])?;
-            }
-        }
-        tx.commit()?;
-    }
-    let batched_rate = (batches * batch) as f64 / t0.elapsed().as_secs_f64();
     Ok(json!({
-        "single_commits_per_s": round(single_rate),
-        "batched_rows_per_s": round(batched_rate),
-        "batch_rows": batch,
+        "single_commits_per_s": round(limit.single_commits_per_s),
+        "batched_rows_per_s": round(limit.batched_rows_per_s),
+        "batch_rows": limit.batch_rows,
     }))
 }
 

@@ -197,9 +197,11 @@ impl From<RuntimeError> for ApiError {
             }
             Callback(_) => (StatusCode::FORBIDDEN, "invalid_signature"),
             Store(e) if e.is_full() => (StatusCode::SERVICE_UNAVAILABLE, "store_full"),
-            Store(crate::store::StoreError::Db(_) | crate::store::StoreError::Closed) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
-            }
+            Store(
+                crate::store::StoreError::Unavailable(_)
+                | crate::store::StoreError::Closed
+                | crate::store::StoreError::Conflict(_),
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if code == "store_full" {

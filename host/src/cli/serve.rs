@@ -7,7 +7,7 @@ use std::time::Duration;
 use weft::api::{self, AppState};
 use weft::clock::{Clock, ManualClock, SystemClock};
 use weft::runtime::{Runtime, Settings};
-use weft::store::{Store, Synchronous};
+use weft::store::{SqliteStore, Store, Synchronous};
 
 /// What `weft serve` takes.
 #[derive(clap::Args)]
@@ -99,8 +99,10 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
     if l.max_history < 10 || l.max_payload < 1024 {
         bail!("--max-history must be at least 10 and --max-payload at least 1024");
     }
-    let store = Store::open_limited(&args.db, args.synchronous, args.max_db_size)
-        .with_context(|| format!("opening {}", args.db.display()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open_limited(&args.db, args.synchronous, args.max_db_size)
+            .with_context(|| format!("opening {}", args.db.display()))?,
+    );
     let clock: Arc<dyn Clock> = if args.manual_clock {
         let start = match &args.start_time {
             Some(t) => weft::clock::parse_rfc3339(t)

@@ -125,7 +125,7 @@ pub struct Runtime {
 }
 
 struct Inner {
-    store: Store,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     components: components::Components,
@@ -157,7 +157,7 @@ pub struct Status {
 impl Runtime {
     /// A runtime on `store`; call [`Runtime::recover`] once components are registered.
     pub async fn new(
-        store: Store,
+        store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         cache_dir: Option<std::path::PathBuf>,
         settings: Settings,
@@ -190,8 +190,8 @@ impl Runtime {
         })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -1,240 +1,295 @@
-//! Durable storage: one SQLite file (WAL). All writes go through one writer thread that
-//! commits whatever has queued up in one transaction (group commit); each caller still waits
-//! for its own commit. Reads use a connection per thread.
+//! Durable storage behind one trait. [`Store`] is what the runtime holds (`Arc<dyn Store>`):
+//! it persists what the domain (`weft-core`) decided and answers queries, and takes no
+//! decision of its own. It is made of one trait per concern so that a backend implements each
+//! in a file of its own: instances and their histories, work (activities and timers),
+//! components, entities, and management (suspend, listing, purging, the manual clock,
+//! secrets).
+//!
+//! A backend is a folder here ([`sqlite`] is the embedded default); adding one means
+//! implementing the five traits and instantiating the [`conformance`] suite for it.
 
-mod components;
-mod entities;
-mod instances;
-mod manage;
-mod rows;
-pub mod schema;
 #[cfg(test)]
-mod tests;
-mod work;
+#[macro_use]
+pub mod conformance;
+mod records;
+pub mod sqlite;
 
-pub use entities::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
-pub use instances::{
-    Append, Appended, ChildStart, ContinueAsNew, CreateOutcome, PurgeOutcome, RaiseOutcome,
-    ScheduledActivity, Terminated,
-};
-pub use manage::{ChangeOutcome, Filter, PageToken};
-pub use rows::InstanceRow;
-pub use schema::Synchronous;
-pub use work::{ActivityWork, CompleteOutcome, Fired};
+pub use records::*;
+pub use sqlite::{SqliteStore, Synchronous};
 
-use rusqlite::{Connection, Transaction};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
-use tokio::sync::oneshot;
+use crate::clock::Millis;
+use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Pos, Recorded, Seq};
+use async_trait::async_trait;
 
-/// What can go wrong with the store.
-#[derive(Debug, Clone, thiserror::Error)]
+/// What can go wrong with the store, said by what the caller can do about it. No backend's
+/// error type shows here: a backend says what happened in the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The database failed; the write was not made. Retriable.
-    #[error("database error: {0}")]
-    Db(Arc<rusqlite::Error>),
-    /// The writer has stopped (the host is shutting down). Retriable elsewhere.
-    #[error("the store is closed")]
-    Closed,
+    /// The backend could not make the write or answer the read now (an I/O error, a lock, a
+    /// lost connection); nothing of the write was kept. Retriable.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// The disk (or the store's size limit) is full; nothing of the write was kept.
+    #[error("the store is full: {0}")]
+    Full(String),
+    /// The write conflicts with what is stored (a uniqueness rule); nothing of it was kept.
+    #[error("the write conflicts with stored data: {0}")]
+    Conflict(String),
     /// Stored data that cannot be read back: a bug or a tampered file.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store has stopped (the host is shutting down). Retriable elsewhere.
+    #[error("the store is closed")]
+    Closed,
 }
 
 impl StoreError {
     /// Whether the write failed because the disk (or the database's size limit) is full.
     pub fn is_full(&self) -> bool {
-        matches!(self, Self::Db(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull))
+        matches!(self, Self::Full(_))
     }
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Db(Arc::new(e))
-    }
+/// The whole store: every concern's trait. Any type implementing the five is one.
+pub trait Store:
+    InstanceStore + WorkStore + ComponentStore + EntityStore + ManageStore + Send + Sync + 'static
+{
 }
 
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
-
-/// The most writes committed in one transaction.
-const MAX_BATCH: usize = 512;
-
-/// Handle to the database. Cheap to clone.
-#[derive(Clone)]
-pub struct Store {
-    writer: mpsc::Sender<Job>,
-    path: PathBuf,
-    sync: Synchronous,
+impl<T> Store for T where
+    T: InstanceStore
+        + WorkStore
+        + ComponentStore
+        + EntityStore
+        + ManageStore
+        + Send
+        + Sync
+        + 'static
+{
 }
 
-impl Store {
-    /// Opens (creating if needed) the database at `path` and starts its writer.
-    pub fn open(path: &Path, sync: Synchronous) -> Result<Self, schema::OpenError> {
-        Self::open_limited(path, sync, None)
-    }
+/// Instances: creating one, committing an activation, continue-as-new, raising events,
+/// terminating and purging, and reading rows and histories back.
+#[async_trait]
+pub trait InstanceStore: Send + Sync {
+    /// Creates an instance with its `started` event, unless one with that id exists.
+    async fn create_instance(
+        &self,
+        id: InstanceId,
+        started: HistoryEvent,
+        now: Millis,
+    ) -> Result<CreateOutcome, StoreError>;
 
-    /// Like [`Store::open`], checking the file's integrity first; with `max_size`, writes that
-    /// would grow the file past that many bytes fail (as on a full disk) and nothing of them
-    /// is kept.
-    pub fn open_limited(
-        path: &Path,
-        sync: Synchronous,
-        max_size: Option<u64>,
-    ) -> Result<Self, schema::OpenError> {
-        let mut conn = schema::connect(path, sync)?;
-        schema::check_integrity(&conn)?;
-        schema::migrate(&mut conn)?;
-        if let Some(bytes) = max_size {
-            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
-            let pages = (bytes / page.max(1) as u64).clamp(1, i64::MAX as u64) as i64;
-            conn.pragma_update(None, "max_page_count", pages)?;
-        }
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("weft-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
-            .map_err(|e| {
-                schema::OpenError::Sqlite(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-            })?;
-        Ok(Self {
-            writer: tx,
-            path: path.to_path_buf(),
-            sync,
-        })
-    }
+    /// Commits an activation: its events, the work it starts, its children, the operations it
+    /// sends, perhaps its end (a parent is told). Refused (`Ok(None)`) if the instance has ended
+    /// meanwhile; then nothing is written.
+    async fn commit(
+        &self,
+        id: InstanceId,
+        commit: Commit,
+        now: Millis,
+    ) -> Result<Option<Committed>, StoreError>;
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
+    /// Ends the current run by continuing as new: commits the run's last events and a
+    /// `continued_as_new`, archives the history as a generation, and starts the next run with
+    /// the events [`weft_core::continuing`] carries over (also those that arrived while the run
+    /// was ending); operations the run sent to entities are sent. Refused (`Ok(false)`) if the
+    /// instance has ended meanwhile.
+    async fn continue_as_new(
+        &self,
+        id: InstanceId,
+        next: ContinueAsNew,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
 
-    /// Runs `f` in the writer's next transaction and waits until that transaction is durable.
-    /// `f` runs inside a savepoint: if it fails, none of its changes are kept.
-    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |txn: &mut Transaction<'_>| {
-            let result = match txn.savepoint() {
-                Ok(mut sp) => {
-                    let r = f(&sp);
-                    if r.is_ok() {
-                        match sp.commit() {
-                            Ok(()) => r,
-                            Err(e) => Err(e.into()),
-                        }
-                    } else {
-                        let _ = sp.rollback();
-                        r
-                    }
-                }
-                Err(e) => Err(e.into()),
-            };
-            Box::new(move |commit: Result<(), StoreError>| {
-                let _ = tx.send(commit.and(result));
-            })
-        });
-        self.writer.send(job).map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
+    /// The archived histories of an instance's earlier runs, oldest first.
+    async fn archived_history(&self, id: InstanceId) -> Result<Vec<(u32, Recorded)>, StoreError>;
 
-    /// The readiness probe: a read, then a write through the writer (one row of its own in
-    /// `secrets`, rewritten each time) that must commit.
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))?))
-            .await?;
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO secrets (name, value) VALUES ('readiness-probe', randomblob(8))
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                [],
-            )?;
-            Ok(())
-        })
-        .await
-    }
+    /// Records an event raised to an instance (durable on return).
+    async fn raise_event(
+        &self,
+        id: InstanceId,
+        name: String,
+        payload: String,
+        now: Millis,
+    ) -> Result<RaiseOutcome, StoreError>;
 
-    /// Runs `f` on this thread's read connection to the database. Reads are short (an
-    /// instance's row or the tail of its history), so they run in place: no thread hand-off, no
-    /// lock shared between threads; WAL lets them run beside the writer.
-    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
-    where
-        F: FnOnce(&Connection) -> Result<R, StoreError>,
-    {
-        READERS.with(|readers| {
-            let mut readers = readers.borrow_mut();
-            let conn = match readers.entry(self.path.clone()) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    let conn = schema::connect(&self.path, self.sync)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    e.insert(conn)
-                }
-            };
-            f(conn)
-        })
-    }
+    /// Ends a running instance as terminated; for a child, also returns the parent to wake.
+    /// With `recursive`, its running sub-orchestrations (and theirs) end terminated too, with a
+    /// reason that names their parent: [`Terminated::children`].
+    async fn terminate(
+        &self,
+        id: InstanceId,
+        reason: String,
+        recursive: bool,
+        now: Millis,
+    ) -> Result<(RaiseOutcome, Terminated), StoreError>;
+
+    /// Deletes an ended instance with its history, and its ended sub-orchestrations (and
+    /// theirs); a running one is left as it is.
+    async fn purge(&self, id: InstanceId) -> Result<PurgeOutcome, StoreError>;
+
+    /// An instance's row.
+    async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>, StoreError>;
+
+    /// Instances that have not ended.
+    async fn unfinished_instances(&self) -> Result<Vec<InstanceId>, StoreError>;
+
+    /// An instance's history from position `from` on.
+    async fn history(&self, id: InstanceId, from: Seq) -> Result<Vec<Recorded>, StoreError>;
 }
 
-thread_local! {
-    /// One read connection per thread and database file.
-    static READERS: std::cell::RefCell<std::collections::HashMap<PathBuf, Connection>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
+/// Work: activities to run and their results, and timers that fire.
+#[async_trait]
+pub trait WorkStore: Send + Sync {
+    /// Records an activity's result, once, as [`weft_core::attempts::settle`] decides: the
+    /// result, or a failed attempt and a retry timer.
+    async fn complete_activity(
+        &self,
+        id: InstanceId,
+        pos: Pos,
+        result: Result<String, String>,
+        now: Millis,
+    ) -> Result<CompleteOutcome, StoreError>;
+
+    /// Fires every timer due at `now`: an orchestration's timer gets `timer_fired`; an
+    /// activity's retry timer hands the activity back to run again. Each fires once.
+    async fn fire_due_timers(&self, now: Millis) -> Result<Fired, StoreError>;
+
+    /// Activities scheduled, not recorded as completed and not waiting for a retry (to run
+    /// again after a restart).
+    async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError>;
+
+    /// When the next timer is due, if any is armed.
+    async fn next_timer_due(&self) -> Result<Option<Millis>, StoreError>;
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    // Jobs taken from the queue but not run yet (their transaction was cut short).
-    let mut waiting: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
-    loop {
-        if waiting.is_empty() {
-            match rx.recv() {
-                Ok(job) => waiting.push_back(job),
-                Err(_) => return,
-            }
-        }
-        while waiting.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => waiting.push_back(job),
-                Err(_) => break,
-            }
-        }
-        let mut txn = match conn.transaction() {
-            Ok(t) => t,
-            Err(e) => {
-                // The jobs never ran; dropping them drops their reply channels, which their
-                // callers see as `Closed`.
-                tracing::error!("cannot begin a transaction: {}", StoreError::from(e));
-                waiting.clear();
-                continue;
-            }
-        };
-        let mut replies: Vec<Reply> = Vec::with_capacity(waiting.len());
-        let mut cut_short = false;
-        while let Some(job) = waiting.pop_front() {
-            replies.push(job(&mut txn));
-            // SQLite rolls the whole transaction back on some errors (a full disk): then the
-            // jobs run so far are undone, and the rest must not run outside a transaction.
-            if txn.is_autocommit() {
-                cut_short = true;
-                break;
-            }
-        }
-        let commit = if cut_short {
-            drop(txn);
-            Err(StoreError::from(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-                Some("the transaction was rolled back: the database or disk is full".into()),
-            )))
-        } else {
-            txn.commit().map_err(StoreError::from)
-        };
-        if let Err(e) = &commit {
-            tracing::error!("commit failed: {e}");
-        }
-        for reply in replies {
-            reply(commit.clone());
-        }
-    }
+/// Components: their bytes by digest, the order they were deployed in, and the component an
+/// instance is pinned to.
+#[async_trait]
+pub trait ComponentStore: Send + Sync {
+    /// Stores a component's bytes (once per digest) as the newest deployed; with `again`, a
+    /// component stored before becomes the newest too (else it keeps its place).
+    async fn put_component(
+        &self,
+        digest: ComponentDigest,
+        bytes: Vec<u8>,
+        again: bool,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+
+    /// The stored components' digests and deploy times, oldest deploy first.
+    async fn component_list(&self) -> Result<Vec<(ComponentDigest, Millis)>, StoreError>;
+
+    /// Whether a component is stored (deployed).
+    async fn has_component(&self, digest: ComponentDigest) -> Result<bool, StoreError>;
+
+    /// Every stored component, in the order they were deployed.
+    async fn stored_components(&self) -> Result<Vec<(ComponentDigest, Vec<u8>)>, StoreError>;
+
+    /// Moves an unfinished instance to component `digest`, if its history still ends before
+    /// `next_seq` (nothing was recorded since it was checked): a compare-and-set. Whether it
+    /// moved.
+    async fn set_digest(
+        &self,
+        id: InstanceId,
+        digest: ComponentDigest,
+        next_seq: Seq,
+    ) -> Result<bool, StoreError>;
+
+    /// A stored component's bytes.
+    async fn component_bytes(&self, digest: ComponentDigest)
+    -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Entities: their state, the inbox of operations sent and not yet applied, and the log of
+/// operations applied. Applying an operation takes it out of the inbox, stores the new state,
+/// logs it and, for a call, records the reply in the caller's history, all at once: an
+/// operation is applied once, and none is lost.
+#[async_trait]
+pub trait EntityStore: Send + Sync {
+    /// Sends an operation to an entity from outside any instance (durable on return).
+    async fn signal_entity(&self, op: EntityOp, now: Millis) -> Result<(), StoreError>;
+
+    /// The oldest operation waiting for `entity`, if any, with the entity's current state.
+    async fn next_entity_op(&self, entity: EntityKey) -> Result<Option<NextOp>, StoreError>;
+
+    /// Stores what applying inbox operation `id` of `entity` produced and takes it out of the
+    /// inbox, at once; for a call whose caller [`weft_core::ending::entity_reply`] still
+    /// answers, the caller to wake. Nothing is written if the operation is no longer in the
+    /// inbox (it was applied already).
+    async fn finish_entity_op(
+        &self,
+        entity: EntityKey,
+        id: i64,
+        applied: AppliedOp,
+        now: Millis,
+    ) -> Result<Option<InstanceId>, StoreError>;
+
+    /// An entity: its state and counts. `None` if it has neither state nor waiting operations.
+    async fn entity(&self, entity: EntityKey) -> Result<Option<EntityRow>, StoreError>;
+
+    /// An entity's applied operations from log position `from` on, at most `limit`.
+    async fn entity_log(
+        &self,
+        entity: EntityKey,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<LoggedOp>, StoreError>;
+
+    /// Entities (with state or waiting operations), ordered by name and key, after `after`,
+    /// at most `limit`; only those named `name` if given.
+    async fn list_entities(
+        &self,
+        name: Option<String>,
+        after: Option<EntityKey>,
+        limit: usize,
+    ) -> Result<Vec<EntityRow>, StoreError>;
+
+    /// Deletes an entity's state and log (and waiting operations): how many of each.
+    async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError>;
+
+    /// Entities with operations waiting.
+    async fn entities_with_work(&self) -> Result<Vec<EntityKey>, StoreError>;
+}
+
+/// Management: suspend and resume, listing with filters and paging, purging by filter, the
+/// manual clock, server secrets and the readiness probe.
+#[async_trait]
+pub trait ManageStore: Send + Sync {
+    /// Suspends (`true`) or resumes (`false`) an instance.
+    async fn set_suspended(
+        &self,
+        id: InstanceId,
+        suspend: bool,
+        reason: String,
+        now: Millis,
+    ) -> Result<ChangeOutcome, StoreError>;
+
+    /// Instances matching `filter`, oldest first, at most `limit`, starting after `after`;
+    /// and the token of the next page if there may be one.
+    async fn list(
+        &self,
+        filter: Filter,
+        after: Option<PageToken>,
+        limit: usize,
+    ) -> Result<(Vec<InstanceRow>, Option<PageToken>), StoreError>;
+
+    /// Purges every ended instance matching `filter` (with its ended sub-orchestrations): how
+    /// many were deleted.
+    async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError>;
+
+    /// The manual clock's time: the stored one, moved forward to `at_least` if that is later
+    /// (a first start stores `at_least`). The clock never moves back, also across restarts.
+    async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError>;
+
+    /// Moves the stored manual clock forward by `by` milliseconds from the later of its stored
+    /// time and `from`; the new time, durable when this returns.
+    async fn advance_manual_clock(&self, from: Millis, by: Millis) -> Result<Millis, StoreError>;
+
+    /// A server secret by name: created (from `fresh`) on first use, the same ever after.
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, StoreError>;
+
+    /// The readiness probe: a read and a write that must commit.
+    async fn probe(&self) -> Result<(), StoreError>;
 }

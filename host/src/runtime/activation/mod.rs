@@ -11,7 +11,7 @@ use crate::history::{
     Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step, UsageError,
 };
 use crate::store::{
-    ActivityWork, Append, ChildStart, ContinueAsNew, EntityKey, EntityOp, ScheduledActivity,
+    ActivityWork, ChildStart, Commit, ContinueAsNew, EntityKey, EntityOp, ScheduledActivity,
 };
 use crate::wasm::bindings::weft::workflow::types::{
     Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
@@ -57,7 +57,7 @@ pub struct Activation {
     run: RunState,
     /// The position of the next host call.
     pos: Pos,
-    pending: Append,
+    pending: Commit,
     clock: OrchestrationClock,
     seed: u64,
     digest: crate::history::ComponentDigest,
@@ -220,7 +220,7 @@ async fn run_guest(
         id: id.clone(),
         run,
         pos: 0,
-        pending: Append::default(),
+        pending: Commit::default(),
         clock: clock.clone(),
         seed: start.seed,
         digest: loaded.digest.clone(),
@@ -298,14 +298,14 @@ async fn finish_failed(
     message: String,
     mailbox: mpsc::Receiver<()>,
 ) -> Exit {
-    let append = Append {
+    let commit = Commit {
         events: vec![HistoryEvent::Failed {
             error: message.clone(),
         }],
         end: Some((RuntimeStatus::Failed, None, Some(message))),
-        ..Append::default()
+        ..Commit::default()
     };
-    match rt.store().append(id.clone(), append, rt.now()).await {
+    match rt.store().commit(id.clone(), commit, rt.now()).await {
         Ok(_) => Exit::Done,
         Err(e) => {
             tracing::error!(instance = %id, "cannot record failure: {e}");
@@ -394,31 +394,31 @@ impl Activation {
     /// made live are dropped: they never took effect.
     async fn fail(mut self, message: String) -> Exit {
         tracing::warn!(instance = %self.id, "failed: {message}");
-        self.pending = Append {
+        self.pending = Commit {
             events: vec![HistoryEvent::Failed {
                 error: message.clone(),
             }],
             end: Some((RuntimeStatus::Failed, None, Some(message))),
-            ..Append::default()
+            ..Commit::default()
         };
         self.commit_end().await
     }
 
     async fn commit_end(mut self) -> Exit {
-        let append = std::mem::take(&mut self.pending);
-        let status = append.end.as_ref().map(|(s, _, _)| *s);
+        let commit = std::mem::take(&mut self.pending);
+        let status = commit.end.as_ref().map(|(s, _, _)| *s);
         match self
             .rt
             .store()
-            .append(self.id.clone(), append, self.rt.now())
+            .commit(self.id.clone(), commit, self.rt.now())
             .await
         {
             Ok(committed) => {
-                if let Some(appended) = committed {
-                    for id in &appended.wake {
+                if let Some(done) = committed {
+                    for id in &done.wake {
                         self.rt.wake(id);
                     }
-                    for entity in &appended.entities {
+                    for entity in &done.entities {
                         self.rt.wake_entity(entity);
                     }
                     if let Some(status) = status {
@@ -510,21 +510,21 @@ impl Activation {
         if self.pending.events.is_empty() {
             return Ok(());
         }
-        let append = std::mem::take(&mut self.pending);
-        let activities = append.activities.clone();
-        let armed = !append.timers.is_empty();
+        let commit = std::mem::take(&mut self.pending);
+        let activities = commit.activities.clone();
+        let armed = !commit.timers.is_empty();
         let committed = self
             .rt
             .store()
-            .append(self.id.clone(), append, self.rt.now())
+            .commit(self.id.clone(), commit, self.rt.now())
             .await?;
-        let Some(appended) = committed else {
+        let Some(done) = committed else {
             return Err(Stop::Ended);
         };
-        for id in &appended.wake {
+        for id in &done.wake {
             self.rt.wake(id);
         }
-        for entity in &appended.entities {
+        for entity in &done.entities {
             self.rt.wake_entity(entity);
         }
         for a in activities {

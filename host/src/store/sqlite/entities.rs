@@ -6,86 +6,14 @@
 //! appends the log entry and, for a call, records the output in the caller's history, all in
 //! one transaction: an operation is applied once, and none is lost, whenever the host dies.
 
-use super::rows::{append_events, exec};
-use super::{Store, StoreError};
+use super::SqliteStore;
+use super::rows::{append_events, corrupt, exec, parse_status};
 use crate::clock::Millis;
-use crate::history::{HistoryEvent, InstanceId, Pos, RuntimeStatus};
+use crate::history::{InstanceId, Pos, ending};
+use crate::store::{AppliedOp, EntityKey, EntityOp, EntityRow, LoggedOp, NextOp};
+use crate::store::{EntityStore, StoreError};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::fmt;
-
-/// Names one entity: the entity's name (its kind, exported by a component) and its key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityKey {
-    pub name: String,
-    pub key: String,
-}
-
-impl fmt::Display for EntityKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.name, self.key)
-    }
-}
-
-/// An operation sent to an entity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntityOp {
-    pub entity: EntityKey,
-    pub operation: String,
-    pub input: String,
-    /// For a call: the caller's handle that the output completes.
-    pub reply: Option<Pos>,
-}
-
-/// The oldest operation waiting for an entity, with the entity's state.
-#[derive(Debug, Clone)]
-pub struct NextOp {
-    /// Its place in the inbox.
-    pub id: i64,
-    pub operation: String,
-    pub input: String,
-    pub state: Option<String>,
-}
-
-/// What applying an operation produced.
-#[derive(Debug, Clone)]
-pub enum AppliedOp {
-    /// The new state (`None`: deleted) and the output.
-    Done {
-        state: Option<String>,
-        output: String,
-    },
-    /// The operation failed; the state stays as it was.
-    Failed(String),
-    /// No deployed component exports the entity: the operation is dropped (a call fails)
-    /// and no entity is created.
-    Unknown(String),
-}
-
-/// An entity as the API shows it.
-#[derive(Debug, Clone)]
-pub struct EntityRow {
-    pub entity: EntityKey,
-    pub state: Option<String>,
-    /// Operations applied so far.
-    pub operations: u64,
-    /// Operations sent and not yet applied.
-    pub pending: u64,
-    pub created_at: Option<Millis>,
-    pub updated_at: Option<Millis>,
-}
-
-/// One applied operation, from the log.
-#[derive(Debug, Clone)]
-pub struct LoggedOp {
-    pub seq: u64,
-    pub applied_at: Millis,
-    pub operation: String,
-    pub input: String,
-    pub output: Option<String>,
-    pub error: Option<String>,
-    /// The sending instance; `None` when sent over HTTP.
-    pub source: Option<String>,
-}
 
 /// Puts an operation into the inbox of its entity; `source` is the sending instance and its
 /// run (generation).
@@ -128,32 +56,31 @@ fn reply(
         .prepare_cached("SELECT status, generation FROM instances WHERE id = ?1")?
         .query_row([caller], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let Some((status, current)) = row else {
+    let caller_now = row
+        .map(|(status, generation)| {
+            Ok::<_, StoreError>(ending::Caller {
+                status: parse_status(&status)?,
+                generation,
+            })
+        })
+        .transpose()?;
+    let Some(event) = ending::entity_reply(caller_now, generation, handle, result) else {
         return Ok(None);
     };
-    let ended = RuntimeStatus::parse(&status).is_none_or(RuntimeStatus::is_terminal);
-    if ended || current != generation {
-        return Ok(None);
-    }
-    let id: InstanceId = caller
-        .parse()
-        .map_err(|e: crate::history::InvalidId| StoreError::Corrupt(e.to_string()))?;
-    let event = match result {
-        Ok(output) => HistoryEvent::EntityCallCompleted { handle, output },
-        Err(error) => HistoryEvent::EntityCallFailed { handle, error },
-    };
+    let id: InstanceId = caller.parse().map_err(corrupt)?;
     append_events(c, &id, &[event], now)?;
     Ok(Some(id))
 }
 
-impl Store {
+#[async_trait]
+impl EntityStore for SqliteStore {
     /// Sends an operation to an entity from outside any instance (durable on return).
-    pub async fn signal_entity(&self, op: EntityOp, now: Millis) -> Result<(), StoreError> {
+    async fn signal_entity(&self, op: EntityOp, now: Millis) -> Result<(), StoreError> {
         self.write(move |c| enqueue(c, &op, None, now)).await
     }
 
     /// The oldest operation waiting for `entity`, if any, with the entity's current state.
-    pub async fn next_entity_op(&self, entity: EntityKey) -> Result<Option<NextOp>, StoreError> {
+    async fn next_entity_op(&self, entity: EntityKey) -> Result<Option<NextOp>, StoreError> {
         self.read(move |c| {
             let op = c
                 .prepare_cached(
@@ -185,7 +112,7 @@ impl Store {
     /// Stores what applying inbox operation `id` of `entity` produced, and takes it out of the
     /// inbox, in one transaction; for a call, the caller to wake. Nothing is written if the
     /// operation is no longer in the inbox (it was applied already).
-    pub async fn finish_entity_op(
+    async fn finish_entity_op(
         &self,
         entity: EntityKey,
         id: i64,
@@ -247,7 +174,7 @@ impl Store {
     }
 
     /// An entity: its state and counts. `None` if it has neither state nor waiting operations.
-    pub async fn entity(&self, entity: EntityKey) -> Result<Option<EntityRow>, StoreError> {
+    async fn entity(&self, entity: EntityKey) -> Result<Option<EntityRow>, StoreError> {
         self.read(move |c| {
             let row: Option<(Option<String>, i64, i64, i64)> = c
                 .prepare_cached(
@@ -281,7 +208,7 @@ impl Store {
     }
 
     /// An entity's applied operations from `from` on, oldest first, at most `limit`.
-    pub async fn entity_log(
+    async fn entity_log(
         &self,
         entity: EntityKey,
         from: u64,
@@ -315,7 +242,7 @@ impl Store {
     }
 
     /// Entities (of one name, if given) in (name, key) order, after `after`, at most `limit`.
-    pub async fn list_entities(
+    async fn list_entities(
         &self,
         name: Option<String>,
         after: Option<EntityKey>,
@@ -352,7 +279,7 @@ impl Store {
 
     /// Deletes an entity's state and log. Operations still waiting apply afterwards, to a new
     /// entity. How many entities (0 or 1) and log entries were deleted.
-    pub async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError> {
+    async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError> {
         self.write(move |c| {
             let log = exec(
                 c,
@@ -370,7 +297,7 @@ impl Store {
     }
 
     /// The entities that have operations waiting (to resume after a restart).
-    pub async fn entities_with_work(&self) -> Result<Vec<EntityKey>, StoreError> {
+    async fn entities_with_work(&self) -> Result<Vec<EntityKey>, StoreError> {
         self.read(|c| {
             let mut q =
                 c.prepare("SELECT DISTINCT name, key FROM entity_inbox ORDER BY name, key")?;

@@ -2,118 +2,30 @@
 //! end), continue-as-new, raising events, terminating and purging, and reading rows and
 //! histories back.
 
+use super::SqliteStore;
 use super::rows::{
-    InstanceRow, append_events, corrupt, drop_pending_work, exec, finish_instance, instance_status,
+    append_events, corrupt, drop_pending_work, exec, finish_instance, instance_status,
     read_instance,
 };
-use super::{Store, StoreError};
 use crate::clock::Millis;
+use crate::history::ending::{self, ChildRefused};
 use crate::history::{
-    HistoryEvent, InstanceId, Pos, Recorded, RetryPolicy, RuntimeStatus, Seq, ending,
+    ComponentDigest, HistoryEvent, InstanceId, Pos, Recorded, RuntimeStatus, Seq, continuing,
 };
+use crate::store::{
+    ChildStart, Commit, Committed, ContinueAsNew, CreateOutcome, InstanceRow, InstanceStore,
+    PurgeOutcome, RaiseOutcome, StoreError, Terminated,
+};
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// What an activation commits: its recorded calls, the work they start, and perhaps its end.
-#[derive(Debug, Default)]
-pub struct Append {
-    pub events: Vec<HistoryEvent>,
-    /// Activities scheduled.
-    pub activities: Vec<ScheduledActivity>,
-    /// Timers armed: (position, fire at).
-    pub timers: Vec<(Pos, Millis)>,
-    /// Timers disarmed.
-    pub cancel_timers: Vec<Pos>,
-    pub custom_status: Option<String>,
-    /// Child orchestrations to start.
-    pub children: Vec<ChildStart>,
-    /// Operations sent to entities.
-    pub entity_ops: Vec<super::EntityOp>,
-    /// The run's end: status plus output or failure. Pending work is dropped with it.
-    pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
-}
-
-/// An activity an activation scheduled.
-#[derive(Debug, Clone)]
-pub struct ScheduledActivity {
-    pub pos: Pos,
-    pub name: String,
-    pub input: String,
-    pub retry: Option<RetryPolicy>,
-}
-
-/// A child orchestration an activation starts: its id and its `started` event (`None` when
-/// no orchestration of the requested name is deployed: the handle fails at once).
-#[derive(Debug, Clone)]
-pub struct ChildStart {
-    pub pos: Pos,
-    pub id: InstanceId,
-    pub name: String,
-    pub started: Option<HistoryEvent>,
-}
-
-/// What a committed activation changed for other instances.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Appended {
-    /// Instances to wake: children started, a parent told that its child ended, or the
-    /// instance itself when a child could not start (its handle failed in this commit).
-    pub wake: Vec<InstanceId>,
-    /// Entities that were sent operations.
-    pub entities: Vec<super::EntityKey>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateOutcome {
-    Created,
-    /// An instance with this id exists; `same_input` tells whether it was started the same way.
-    Exists {
-        same_input: bool,
-    },
-}
-
-/// What a run that continues as new commits: its last recorded calls and entity operations,
-/// the custom status it set last, and the next run's input and seed.
-#[derive(Debug)]
-pub struct ContinueAsNew {
-    pub events: Vec<HistoryEvent>,
-    pub entity_ops: Vec<super::EntityOp>,
-    pub custom_status: Option<String>,
-    pub input: String,
-    pub seed: u64,
-}
-
-/// What a purge of one instance did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PurgeOutcome {
-    /// This many instances were deleted: the instance and its ended sub-orchestrations.
-    Purged(usize),
-    NotFound,
-    /// It has not ended; nothing was deleted.
-    Running(RuntimeStatus),
-}
-
-/// Who else a terminate changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Terminated {
-    /// The running parent told that its child ended.
-    pub parent: Option<InstanceId>,
-    /// Sub-orchestrations terminated with it (recursive terminate), parents before children.
-    pub children: Vec<InstanceId>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RaiseOutcome {
-    Raised(Seq),
-    NotFound,
-    Finished(RuntimeStatus),
-}
-
-/// Creates a child instance; the reason it cannot be, if so.
+/// Creates a child instance; why it cannot be, if so.
 pub(super) fn start_child(
     c: &Connection,
     parent: &InstanceId,
     child: &ChildStart,
     now: Millis,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<ChildRefused>, StoreError> {
     let Some(
         started @ HistoryEvent::Started {
             name,
@@ -123,20 +35,14 @@ pub(super) fn start_child(
         },
     ) = &child.started
     else {
-        return Ok(Some(format!(
-            "no orchestration named '{}' is deployed",
-            child.name
-        )));
+        return Ok(Some(ChildRefused::NotDeployed(child.name.clone())));
     };
     let taken: Option<String> = c
         .prepare_cached("SELECT id FROM instances WHERE id = ?1")?
         .query_row([child.id.as_str()], |r| r.get(0))
         .optional()?;
     if taken.is_some() {
-        return Ok(Some(format!(
-            "instance id '{}' is already in use",
-            child.id
-        )));
+        return Ok(Some(ChildRefused::IdInUse(child.id.clone())));
     }
     exec(
         c,
@@ -255,9 +161,10 @@ pub(super) fn purge_with_children(c: &Connection, id: &InstanceId) -> Result<usi
     Ok(deleted)
 }
 
-impl Store {
+#[async_trait]
+impl InstanceStore for SqliteStore {
     /// Creates an instance with its `started` event, unless one with that id exists.
-    pub async fn create_instance(
+    async fn create_instance(
         &self,
         id: InstanceId,
         started: HistoryEvent,
@@ -300,40 +207,37 @@ impl Store {
     }
 
     /// Commits an activation. Refused (`Ok(None)`) if the instance has ended meanwhile.
-    pub async fn append(
+    async fn commit(
         &self,
         id: InstanceId,
-        append: Append,
+        commit: Commit,
         now: Millis,
-    ) -> Result<Option<Appended>, StoreError> {
+    ) -> Result<Option<Committed>, StoreError> {
         self.write(move |c| {
             match instance_status(c, &id)? {
                 None => return Ok(None),
                 Some(s) if s.is_terminal() => return Ok(None),
                 Some(_) => {}
             }
-            append_events(c, &id, &append.events, now)?;
-            let mut appended = Appended::default();
-            for child in &append.children {
-                if let Some(error) = start_child(c, &id, child, now)? {
-                    let event = HistoryEvent::SubOrchestrationFailed {
-                        handle: child.pos,
-                        error,
-                    };
+            append_events(c, &id, &commit.events, now)?;
+            let mut committed = Committed::default();
+            for child in &commit.children {
+                if let Some(why) = start_child(c, &id, child, now)? {
+                    let event = ending::child_cannot_start(child.pos, why);
                     append_events(c, &id, &[event], now)?;
-                    appended.wake.push(id.clone());
+                    committed.wake.push(id.clone());
                 } else {
-                    appended.wake.push(child.id.clone());
+                    committed.wake.push(child.id.clone());
                 }
             }
-            if !append.entity_ops.is_empty() {
+            if !commit.entity_ops.is_empty() {
                 let generation: u32 = c
                     .prepare_cached("SELECT generation FROM instances WHERE id = ?1")?
                     .query_row([id.as_str()], |r| r.get(0))?;
-                for op in &append.entity_ops {
+                for op in &commit.entity_ops {
                     super::entities::enqueue(c, op, Some((&id, generation)), now)?;
-                    if !appended.entities.contains(&op.entity) {
-                        appended.entities.push(op.entity.clone());
+                    if !committed.entities.contains(&op.entity) {
+                        committed.entities.push(op.entity.clone());
                     }
                 }
             }
@@ -342,7 +246,7 @@ impl Store {
                     "INSERT OR IGNORE INTO activities (instance_id, pos, name, input, attempt, retry)
                      VALUES (?1, ?2, ?3, ?4, 1, ?5)",
                 )?;
-                for a in &append.activities {
+                for a in &commit.activities {
                     let retry = a
                         .retry
                         .as_ref()
@@ -353,22 +257,22 @@ impl Store {
                 let mut ins = c.prepare_cached(
                     "INSERT OR IGNORE INTO timers (instance_id, pos, fire_at) VALUES (?1, ?2, ?3)",
                 )?;
-                for (pos, at) in &append.timers {
+                for (pos, at) in &commit.timers {
                     ins.execute(params![id.as_str(), pos, *at as i64])?;
                 }
                 let mut del =
                     c.prepare_cached("DELETE FROM timers WHERE instance_id = ?1 AND pos = ?2")?;
-                for pos in &append.cancel_timers {
+                for pos in &commit.cancel_timers {
                     del.execute(params![id.as_str(), pos])?;
                 }
             }
-            if let Some(cs) = &append.custom_status {
+            if let Some(cs) = &commit.custom_status {
                 exec(c,
                     "UPDATE instances SET custom_status = ?2 WHERE id = ?1",
                     params![id.as_str(), cs],
                 )?;
             }
-            match &append.end {
+            match &commit.end {
                 Some((status, output, failure)) => {
                     exec(c,
                         "UPDATE instances SET status = ?2, output = ?3, failure = ?4 WHERE id = ?1",
@@ -380,7 +284,7 @@ impl Store {
                         None => Err(failure.clone().unwrap_or_default()),
                     };
                     if let Some(parent) = tell_parent(c, &id, result, now)? {
-                        appended.wake.push(parent);
+                        committed.wake.push(parent);
                     }
                 }
                 None => {
@@ -390,7 +294,7 @@ impl Store {
                     )?;
                 }
             }
-            Ok(Some(appended))
+            Ok(Some(committed))
         })
         .await
     }
@@ -401,7 +305,7 @@ impl Store {
     /// arrived (also those that arrived while the run was ending); operations the run sent to
     /// entities are sent. Refused (`Ok(false)`) if
     /// the instance has ended meanwhile.
-    pub async fn continue_as_new(
+    async fn continue_as_new(
         &self,
         id: InstanceId,
         next: ContinueAsNew,
@@ -423,33 +327,12 @@ impl Store {
                 .prepare_cached("SELECT generation, name, digest FROM instances WHERE id = ?1")?
                 .query_row([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             let mut events = events;
-            events.push(HistoryEvent::ContinuedAsNew {
-                input: input.clone(),
-                generation,
-            });
+            events.push(continuing::closing(&input, generation));
             append_events(c, &id, &events, now)?;
             for op in &entity_ops {
                 super::entities::enqueue(c, op, Some((&id, generation)), now)?;
             }
-            let carried = {
-                let mut q = c.prepare_cached(
-                    "SELECT seq, recorded_at, event FROM history WHERE instance_id = ?1 ORDER BY seq",
-                )?;
-                let rows: Vec<(i64, i64, String)> = q
-                    .query_map([id.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<_, _>>()?;
-                let mut history = Vec::with_capacity(rows.len());
-                for (seq, at, json) in rows {
-                    history.push(Recorded {
-                        seq: seq as Seq,
-                        recorded_at: at as Millis,
-                        event: serde_json::from_str(&json).map_err(|e| {
-                            StoreError::Corrupt(format!("history event {seq}: {e}"))
-                        })?,
-                    });
-                }
-                crate::history::RunState::from_history(&history).unconsumed_events()
-            };
+            let ending = read_history(c, &id, 0)?;
             exec(
                 c,
                 "INSERT INTO history_archive (instance_id, generation, seq, recorded_at, event)
@@ -473,22 +356,17 @@ impl Store {
                     custom_status
                 ],
             )?;
-            let mut next = vec![HistoryEvent::Started {
-                name,
-                input,
-                digest: digest.parse().map_err(corrupt)?,
-                seed,
-                at: now,
-            }];
-            if suspended {
-                next.push(HistoryEvent::Suspended {
-                    reason: "suspended while the previous run continued as new".into(),
-                });
-            }
-            next.extend(
-                carried
-                    .into_iter()
-                    .map(|(name, payload)| HistoryEvent::EventRaised { name, payload }),
+            let digest: ComponentDigest = digest.parse().map_err(corrupt)?;
+            let next = continuing::next_run(
+                &ending,
+                continuing::NextRun {
+                    name: &name,
+                    input: &input,
+                    digest: &digest,
+                    seed,
+                    now,
+                    suspended,
+                },
             );
             append_events(c, &id, &next, now)?;
             Ok(true)
@@ -497,10 +375,7 @@ impl Store {
     }
 
     /// The archived histories of an instance's earlier runs, oldest first.
-    pub async fn archived_history(
-        &self,
-        id: InstanceId,
-    ) -> Result<Vec<(u32, Recorded)>, StoreError> {
+    async fn archived_history(&self, id: InstanceId) -> Result<Vec<(u32, Recorded)>, StoreError> {
         self.read(move |c| {
             let mut q = c.prepare_cached(
                 "SELECT generation, seq, recorded_at, event FROM history_archive
@@ -530,7 +405,7 @@ impl Store {
     }
 
     /// Records an event raised to an instance (durable on return).
-    pub async fn raise_event(
+    async fn raise_event(
         &self,
         id: InstanceId,
         name: String,
@@ -552,7 +427,7 @@ impl Store {
     /// Ends a running instance as terminated; for a child, also returns the parent to wake.
     /// With `recursive`, its running sub-orchestrations (and theirs) end terminated too, with a
     /// reason that names their parent: [`Terminated::children`].
-    pub async fn terminate(
+    async fn terminate(
         &self,
         id: InstanceId,
         reason: String,
@@ -589,7 +464,7 @@ impl Store {
 
     /// Deletes an ended instance with its history, and its ended sub-orchestrations (and
     /// theirs); a running one is left as it is.
-    pub async fn purge(&self, id: InstanceId) -> Result<PurgeOutcome, StoreError> {
+    async fn purge(&self, id: InstanceId) -> Result<PurgeOutcome, StoreError> {
         self.write(move |c| match instance_status(c, &id)? {
             None => Ok(PurgeOutcome::NotFound),
             Some(s) if !s.is_terminal() => Ok(PurgeOutcome::Running(s)),
@@ -599,7 +474,7 @@ impl Store {
     }
 
     /// An instance's row.
-    pub async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>, StoreError> {
+    async fn instance(&self, id: InstanceId) -> Result<Option<InstanceRow>, StoreError> {
         self.read(move |c| {
             let row = c
                 .query_row(
@@ -616,7 +491,7 @@ impl Store {
     }
 
     /// Instances that have not ended.
-    pub async fn unfinished_instances(&self) -> Result<Vec<InstanceId>, StoreError> {
+    async fn unfinished_instances(&self) -> Result<Vec<InstanceId>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare(
                 "SELECT id FROM instances WHERE status IN ('Pending', 'Running', 'Suspended')",
@@ -633,29 +508,31 @@ impl Store {
     }
 
     /// An instance's history from position `from` on.
-    pub async fn history(&self, id: InstanceId, from: Seq) -> Result<Vec<Recorded>, StoreError> {
-        self.read(move |c| {
-            let mut q = c.prepare_cached(
-                "SELECT seq, recorded_at, event FROM history
-                 WHERE instance_id = ?1 AND seq >= ?2 ORDER BY seq",
-            )?;
-            let rows: Vec<(i64, i64, String)> = q
-                .query_map(params![id.as_str(), from as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(|(seq, at, json)| {
-                    let event = serde_json::from_str(&json)
-                        .map_err(|e| StoreError::Corrupt(format!("history event {seq}: {e}")))?;
-                    Ok(Recorded {
-                        seq: seq as Seq,
-                        recorded_at: at as Millis,
-                        event,
-                    })
-                })
-                .collect()
-        })
-        .await
+    async fn history(&self, id: InstanceId, from: Seq) -> Result<Vec<Recorded>, StoreError> {
+        self.read(move |c| read_history(c, &id, from)).await
     }
+}
+
+/// An instance's history from position `from` on.
+fn read_history(c: &Connection, id: &InstanceId, from: Seq) -> Result<Vec<Recorded>, StoreError> {
+    let mut q = c.prepare_cached(
+        "SELECT seq, recorded_at, event FROM history
+         WHERE instance_id = ?1 AND seq >= ?2 ORDER BY seq",
+    )?;
+    let rows: Vec<(i64, i64, String)> = q
+        .query_map(params![id.as_str(), from as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter()
+        .map(|(seq, at, json)| {
+            let event = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("history event {seq}: {e}")))?;
+            Ok(Recorded {
+                seq: seq as Seq,
+                recorded_at: at as Millis,
+                event,
+            })
+        })
+        .collect()
 }

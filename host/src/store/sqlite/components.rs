@@ -1,16 +1,19 @@
 //! Components: their bytes by digest, the order they were deployed in, and the component an
 //! instance is pinned to.
 
+use super::SqliteStore;
 use super::rows::{corrupt, exec};
-use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::history::{ComponentDigest, InstanceId, Seq};
+use crate::store::{ComponentStore, StoreError};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-impl Store {
+#[async_trait]
+impl ComponentStore for SqliteStore {
     /// Stores a component's bytes (once per digest) as the newest deployed; with `again`, a
     /// component stored before becomes the newest too (else it keeps its place).
-    pub async fn put_component(
+    async fn put_component(
         &self,
         digest: ComponentDigest,
         bytes: Vec<u8>,
@@ -42,7 +45,7 @@ impl Store {
     }
 
     /// The stored components' digests and deploy times, oldest deploy first.
-    pub async fn component_list(&self) -> Result<Vec<(ComponentDigest, Millis)>, StoreError> {
+    async fn component_list(&self) -> Result<Vec<(ComponentDigest, Millis)>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare("SELECT digest, added_at FROM components ORDER BY deploy_seq")?;
             let rows: Vec<(String, i64)> = q
@@ -56,7 +59,7 @@ impl Store {
     }
 
     /// Whether a component is stored (deployed).
-    pub async fn has_component(&self, digest: ComponentDigest) -> Result<bool, StoreError> {
+    async fn has_component(&self, digest: ComponentDigest) -> Result<bool, StoreError> {
         self.read(move |c| {
             Ok(
                 c.prepare_cached("SELECT 1 FROM components WHERE digest = ?1")?
@@ -67,7 +70,7 @@ impl Store {
     }
 
     /// Every stored component, in the order they were deployed.
-    pub async fn stored_components(&self) -> Result<Vec<(ComponentDigest, Vec<u8>)>, StoreError> {
+    async fn stored_components(&self) -> Result<Vec<(ComponentDigest, Vec<u8>)>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare("SELECT digest, bytes FROM components ORDER BY deploy_seq")?;
             let rows: Vec<(String, Vec<u8>)> = q
@@ -82,7 +85,7 @@ impl Store {
 
     /// Moves a running instance to component `digest`, if its history still ends before
     /// `next_seq` (nothing was recorded since it was checked). Whether it moved.
-    pub async fn set_digest(
+    async fn set_digest(
         &self,
         id: InstanceId,
         digest: ComponentDigest,
@@ -101,7 +104,7 @@ impl Store {
     }
 
     /// A stored component's bytes.
-    pub async fn component_bytes(
+    async fn component_bytes(
         &self,
         digest: ComponentDigest,
     ) -> Result<Option<Vec<u8>>, StoreError> {

@@ -1,46 +1,20 @@
 //! Work: activities to run and their results (with retries), and timers that fire.
 
+use super::SqliteStore;
 use super::rows::{append_events, corrupt, exec, instance_status};
-use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Pos, RetryPolicy};
+use crate::history::attempts::{self, Settled};
+use crate::history::{HistoryEvent, InstanceId, Pos, RetryPolicy};
+use crate::store::{ActivityWork, CompleteOutcome, Fired};
+use crate::store::{StoreError, WorkStore};
+use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-/// An activity to run.
-#[derive(Debug, Clone)]
-pub struct ActivityWork {
-    pub instance: InstanceId,
-    pub pos: Pos,
-    pub name: String,
-    pub input: String,
-    pub attempt: u32,
-    pub digest: ComponentDigest,
-}
-
-/// What recording an activity's result did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CompleteOutcome {
-    /// The result is in the history.
-    Recorded,
-    /// The attempt failed and the policy retries it at this time.
-    Retrying(Millis),
-    /// Recorded before, or the instance has ended: nothing was written.
-    Ignored,
-}
-
-/// What firing due timers did.
-#[derive(Debug, Default)]
-pub struct Fired {
-    /// Instances that got a `timer_fired`, each once.
-    pub woken: Vec<InstanceId>,
-    /// Activities whose retry delay is over.
-    pub retries: Vec<ActivityWork>,
-}
-
-impl Store {
+#[async_trait]
+impl WorkStore for SqliteStore {
     /// Records an activity's result, once. A failed attempt of an activity with a retry policy
     /// is recorded as such and a retry timer armed instead, while the policy allows.
-    pub async fn complete_activity(
+    async fn complete_activity(
         &self,
         id: InstanceId,
         pos: Pos,
@@ -62,11 +36,12 @@ impl Store {
                 Some(s) if !s.is_terminal() => {}
                 _ => return Ok(CompleteOutcome::Ignored),
             }
-            if let (Err(error), Some(retry)) = (&result, retry) {
-                let policy: RetryPolicy = serde_json::from_str(&retry)
-                    .map_err(|e| StoreError::Corrupt(format!("retry policy: {e}")))?;
-                if let Some(delay) = policy.retry_delay(attempt, error) {
-                    let retry_at = now.saturating_add(delay);
+            let policy: Option<RetryPolicy> = retry
+                .map(|r| serde_json::from_str(&r))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("retry policy: {e}")))?;
+            match attempts::settle(pos, attempt, policy.as_ref(), result, now) {
+                Settled::Retry { at, event } => {
                     exec(c,
                         "UPDATE activities SET attempt = attempt + 1 WHERE instance_id = ?1 AND pos = ?2",
                         params![id.as_str(), pos],
@@ -74,38 +49,27 @@ impl Store {
                     exec(c,
                         "INSERT OR REPLACE INTO timers (instance_id, pos, fire_at, kind)
                          VALUES (?1, ?2, ?3, 'retry')",
-                        params![id.as_str(), pos, retry_at as i64],
+                        params![id.as_str(), pos, at as i64],
                     )?;
-                    let event = HistoryEvent::ActivityAttemptFailed {
-                        handle: pos,
-                        attempt,
-                        error: error.clone(),
-                        retry_at,
-                    };
                     append_events(c, &id, &[event], now)?;
-                    return Ok(CompleteOutcome::Retrying(retry_at));
+                    Ok(CompleteOutcome::Retrying(at))
+                }
+                Settled::Record(event) => {
+                    exec(c,
+                        "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
+                        params![id.as_str(), pos],
+                    )?;
+                    append_events(c, &id, &[event], now)?;
+                    Ok(CompleteOutcome::Recorded)
                 }
             }
-            exec(c,
-                "DELETE FROM activities WHERE instance_id = ?1 AND pos = ?2",
-                params![id.as_str(), pos],
-            )?;
-            let event = match result {
-                Ok(output) => HistoryEvent::ActivityCompleted {
-                    handle: pos,
-                    output,
-                },
-                Err(error) => HistoryEvent::ActivityFailed { handle: pos, error },
-            };
-            append_events(c, &id, &[event], now)?;
-            Ok(CompleteOutcome::Recorded)
         })
         .await
     }
 
     /// Fires every timer due at `now`: an orchestration's timer gets `timer_fired`; an
     /// activity's retry timer hands the activity back to run again. Each fires once.
-    pub async fn fire_due_timers(&self, now: Millis) -> Result<Fired, StoreError> {
+    async fn fire_due_timers(&self, now: Millis) -> Result<Fired, StoreError> {
         self.write(move |c| {
             let due: Vec<(String, Pos, String)> = {
                 let mut q = c.prepare_cached(
@@ -165,7 +129,7 @@ impl Store {
 
     /// Activities scheduled, not recorded as completed and not waiting for a retry (to run
     /// again after a restart).
-    pub async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
+    async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare(
                 "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
@@ -202,7 +166,7 @@ impl Store {
     }
 
     /// When the next timer is due, if any is armed.
-    pub async fn next_timer_due(&self) -> Result<Option<Millis>, StoreError> {
+    async fn next_timer_due(&self) -> Result<Option<Millis>, StoreError> {
         self.read(|c| {
             let at: Option<i64> =
                 c.query_row("SELECT min(fire_at) FROM timers", [], |r| r.get(0))?;

@@ -1,88 +1,49 @@
 //! Operator operations: suspend and resume, listing with filters and paging, purging by
 //! filter, and server secrets.
 
-use super::rows::{InstanceRow, RawInstance, finish_instance, read_instance};
-use super::{Store, StoreError};
+use super::SqliteStore;
+use super::rows::{RawInstance, finish_instance, read_instance};
 use crate::clock::Millis;
 use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
+use crate::store::{ChangeOutcome, Filter, InstanceRow, PageToken};
+use crate::store::{ManageStore, StoreError};
+use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 
-/// Which instances a list or a purge is about. Empty fields match everything.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub statuses: Vec<RuntimeStatus>,
-    pub name: Option<String>,
-    pub created_from: Option<Millis>,
-    pub created_to: Option<Millis>,
-}
-
-impl Filter {
-    /// The WHERE clause (starting with `WHERE 1`) and its parameters.
-    fn sql(&self) -> (String, Vec<SqlValue>) {
-        let mut sql = String::from("WHERE 1");
-        let mut params = Vec::new();
-        if !self.statuses.is_empty() {
-            let marks = vec!["?"; self.statuses.len()].join(", ");
-            sql.push_str(&format!(" AND status IN ({marks})"));
-            params.extend(
-                self.statuses
-                    .iter()
-                    .map(|s| SqlValue::Text(s.as_str().into())),
-            );
-        }
-        if let Some(name) = &self.name {
-            sql.push_str(" AND name = ?");
-            params.push(SqlValue::Text(name.clone()));
-        }
-        if let Some(from) = self.created_from {
-            sql.push_str(" AND created_at >= ?");
-            params.push(SqlValue::Integer(from as i64));
-        }
-        if let Some(to) = self.created_to {
-            sql.push_str(" AND created_at < ?");
-            params.push(SqlValue::Integer(to as i64));
-        }
-        (sql, params)
+/// The WHERE clause of a filter (starting with `WHERE 1`) and its parameters.
+fn where_clause(filter: &Filter) -> (String, Vec<SqlValue>) {
+    let mut sql = String::from("WHERE 1");
+    let mut params = Vec::new();
+    if !filter.statuses.is_empty() {
+        let marks = vec!["?"; filter.statuses.len()].join(", ");
+        sql.push_str(&format!(" AND status IN ({marks})"));
+        params.extend(
+            filter
+                .statuses
+                .iter()
+                .map(|s| SqlValue::Text(s.as_str().into())),
+        );
     }
-}
-
-/// Where a page of a listing starts: after this (created time, id).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageToken {
-    pub created_at: Millis,
-    pub id: InstanceId,
-}
-
-impl PageToken {
-    /// An opaque text form.
-    pub fn encode(&self) -> String {
-        hex::encode(format!("{}:{}", self.created_at, self.id))
+    if let Some(name) = &filter.name {
+        sql.push_str(" AND name = ?");
+        params.push(SqlValue::Text(name.clone()));
     }
-
-    pub fn decode(s: &str) -> Option<Self> {
-        let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
-        let (at, id) = text.split_once(':')?;
-        Some(Self {
-            created_at: at.parse().ok()?,
-            id: id.parse().ok()?,
-        })
+    if let Some(from) = filter.created_from {
+        sql.push_str(" AND created_at >= ?");
+        params.push(SqlValue::Integer(from as i64));
     }
+    if let Some(to) = filter.created_to {
+        sql.push_str(" AND created_at < ?");
+        params.push(SqlValue::Integer(to as i64));
+    }
+    (sql, params)
 }
 
-/// What a suspend or resume did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChangeOutcome {
-    Changed,
-    /// It was so already.
-    Unchanged,
-    NotFound,
-    Finished(RuntimeStatus),
-}
-
-impl Store {
+#[async_trait]
+impl ManageStore for SqliteStore {
     /// Suspends (`true`) or resumes (`false`) an instance.
-    pub async fn set_suspended(
+    async fn set_suspended(
         &self,
         id: InstanceId,
         suspend: bool,
@@ -125,14 +86,14 @@ impl Store {
 
     /// Instances matching `filter`, oldest first, at most `limit`, starting after `after`;
     /// and the token of the next page if there may be one.
-    pub async fn list(
+    async fn list(
         &self,
         filter: Filter,
         after: Option<PageToken>,
         limit: usize,
     ) -> Result<(Vec<InstanceRow>, Option<PageToken>), StoreError> {
         self.read(move |c| {
-            let (mut sql, mut params) = filter.sql();
+            let (mut sql, mut params) = where_clause(&filter);
             if let Some(after) = &after {
                 sql.push_str(" AND (created_at, id) > (?, ?)");
                 params.push(SqlValue::Integer(after.created_at as i64));
@@ -168,9 +129,9 @@ impl Store {
 
     /// Deletes the ended instances matching `filter`, with their histories and their ended
     /// sub-orchestrations; how many instances in all.
-    pub async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError> {
+    async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError> {
         self.write(move |c| {
-            let (sql, params) = filter.sql();
+            let (sql, params) = where_clause(&filter);
             let ended = "AND status IN ('Completed', 'Failed', 'Terminated', 'ContinuedAsNew')";
             let ids: Vec<String> = {
                 let mut q = c.prepare(&format!("SELECT id FROM instances {sql} {ended}"))?;
@@ -192,7 +153,7 @@ impl Store {
 
     /// The manual clock's time: the stored one, moved forward to `at_least` if that is later
     /// (a first start stores `at_least`). The clock never moves back, also across restarts.
-    pub async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError> {
+    async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError> {
         self.write(move |c| {
             c.execute(
                 "INSERT INTO manual_clock (id, now) VALUES (0, ?1)
@@ -209,11 +170,7 @@ impl Store {
 
     /// Moves the stored manual clock forward by `by` milliseconds from the later of its stored
     /// time and `from`; the new time, durable when this returns.
-    pub async fn advance_manual_clock(
-        &self,
-        from: Millis,
-        by: Millis,
-    ) -> Result<Millis, StoreError> {
+    async fn advance_manual_clock(&self, from: Millis, by: Millis) -> Result<Millis, StoreError> {
         self.write(move |c| {
             let now: i64 = c.query_row(
                 "INSERT INTO manual_clock (id, now) VALUES (0, ?1 + ?2)
@@ -228,7 +185,7 @@ impl Store {
     }
 
     /// A server secret by name: created (from `fresh`) on first use, the same ever after.
-    pub async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    async fn secret(&self, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let name = name.to_string();
         self.write(move |c| {
             c.execute(
@@ -243,20 +200,20 @@ impl Store {
         })
         .await
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_reject_garbage() {
-        let t = PageToken {
-            created_at: 42,
-            id: "a:b".parse().unwrap(),
-        };
-        assert_eq!(PageToken::decode(&t.encode()), Some(t));
-        assert_eq!(PageToken::decode("zz"), None);
-        assert_eq!(PageToken::decode(&hex::encode("x:y")), None);
+    /// The readiness probe: a read, then a write through the writer (one row of its own in
+    /// `secrets`, rewritten each time) that must commit.
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM secrets", [], |r| r.get::<_, i64>(0))?))
+            .await?;
+        self.write(|c| {
+            c.execute(
+                "INSERT INTO secrets (name, value) VALUES ('readiness-probe', randomblob(8))
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }

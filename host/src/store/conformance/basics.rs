@@ -1,37 +1,11 @@
-//! The store's own tests: one write path at a time, on a real SQLite file.
+//! The first cases: one write path at a time.
 
-use super::*;
-use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
+use super::{Backend, one_instance, started};
+use crate::history::{HistoryEvent, RuntimeStatus};
+use crate::store::*;
 
-fn started() -> HistoryEvent {
-    HistoryEvent::Started {
-        name: "o".into(),
-        input: "1".into(),
-        digest: crate::history::digest_of(b"c"),
-        seed: 7,
-        at: 0,
-    }
-}
-
-async fn store() -> (tempfile::TempDir, Store, InstanceId) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("t.db"), Synchronous::Full).unwrap();
-    store
-        .put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
-        .await
-        .unwrap();
-    let id: InstanceId = "i".parse().unwrap();
-    let created = store
-        .create_instance(id.clone(), started(), 0)
-        .await
-        .unwrap();
-    assert_eq!(created, CreateOutcome::Created);
-    (dir, store, id)
-}
-
-#[tokio::test]
-async fn starting_twice_is_idempotent_for_the_same_input_only() {
-    let (_d, store, id) = store().await;
+pub async fn starting_twice_is_idempotent_for_the_same_input_only(backend: &dyn Backend) {
+    let (store, id) = one_instance(backend).await;
     let again = store
         .create_instance(id.clone(), started(), 1)
         .await
@@ -58,10 +32,9 @@ async fn starting_twice_is_idempotent_for_the_same_input_only() {
     assert_eq!(again, CreateOutcome::Exists { same_input: false });
 }
 
-#[tokio::test]
-async fn an_activity_result_is_recorded_once() {
-    let (_d, store, id) = store().await;
-    let append = Append {
+pub async fn an_activity_result_is_recorded_once(backend: &dyn Backend) {
+    let (store, id) = one_instance(backend).await;
+    let commit = Commit {
         events: vec![HistoryEvent::ActivityScheduled {
             pos: 0,
             name: "a".into(),
@@ -74,9 +47,9 @@ async fn an_activity_result_is_recorded_once() {
             input: "null".into(),
             retry: None,
         }],
-        ..Append::default()
+        ..Commit::default()
     };
-    store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    store.commit(id.clone(), commit, 1).await.unwrap().unwrap();
     assert_eq!(store.pending_activities().await.unwrap().len(), 1);
     let first = store
         .complete_activity(id.clone(), 0, Ok("1".into()), 2)
@@ -103,10 +76,9 @@ async fn an_activity_result_is_recorded_once() {
     );
 }
 
-#[tokio::test]
-async fn timers_fire_once_when_due_and_die_with_the_instance() {
-    let (_d, store, id) = store().await;
-    let append = Append {
+pub async fn timers_fire_once_when_due_and_die_with_the_instance(backend: &dyn Backend) {
+    let (store, id) = one_instance(backend).await;
+    let commit = Commit {
         events: vec![
             HistoryEvent::TimerCreated {
                 pos: 0,
@@ -118,9 +90,9 @@ async fn timers_fire_once_when_due_and_die_with_the_instance() {
             },
         ],
         timers: vec![(0, 10), (1, 20)],
-        ..Append::default()
+        ..Commit::default()
     };
-    store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    store.commit(id.clone(), commit, 1).await.unwrap().unwrap();
     assert_eq!(store.next_timer_due().await.unwrap(), Some(10));
     assert!(store.fire_due_timers(9).await.unwrap().woken.is_empty());
     assert_eq!(
@@ -131,14 +103,14 @@ async fn timers_fire_once_when_due_and_die_with_the_instance() {
         store.fire_due_timers(10).await.unwrap().woken.is_empty(),
         "fired once"
     );
-    let end = Append {
+    let end = Commit {
         events: vec![HistoryEvent::Completed {
             output: "true".into(),
         }],
         end: Some((RuntimeStatus::Completed, Some("true".into()), None)),
-        ..Append::default()
+        ..Commit::default()
     };
-    store.append(id.clone(), end, 11).await.unwrap().unwrap();
+    store.commit(id.clone(), end, 11).await.unwrap().unwrap();
     assert_eq!(
         store.next_timer_due().await.unwrap(),
         None,
@@ -151,21 +123,19 @@ async fn timers_fire_once_when_due_and_die_with_the_instance() {
             .unwrap(),
         RaiseOutcome::Finished(RuntimeStatus::Completed)
     );
-    let late = Append {
+    let late = Commit {
         events: vec![HistoryEvent::Now { pos: 2, value: 0 }],
-        ..Append::default()
+        ..Commit::default()
     };
     assert_eq!(
-        store.append(id, late, 13).await.unwrap(),
+        store.commit(id, late, 13).await.unwrap(),
         None,
         "nothing after the end"
     );
 }
 
-#[tokio::test]
-async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
-    use crate::store::{AppliedOp, EntityKey, EntityOp};
-    let (_d, store, id) = store().await;
+pub async fn an_entity_operation_is_applied_once_and_answers_its_caller(backend: &dyn Backend) {
+    let (store, id) = one_instance(backend).await;
     let entity = EntityKey {
         name: "counter".into(),
         key: "k".into(),
@@ -176,7 +146,7 @@ async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
         input: "2".into(),
         reply: Some(0),
     };
-    let append = Append {
+    let commit = Commit {
         events: vec![HistoryEvent::EntityCalled {
             pos: 0,
             name: "counter".into(),
@@ -185,9 +155,9 @@ async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
             input: "2".into(),
         }],
         entity_ops: vec![call],
-        ..Append::default()
+        ..Commit::default()
     };
-    let appended = store.append(id.clone(), append, 1).await.unwrap().unwrap();
+    let appended = store.commit(id.clone(), commit, 1).await.unwrap().unwrap();
     assert_eq!(appended.entities, vec![entity.clone()]);
     let op = store.next_entity_op(entity.clone()).await.unwrap().unwrap();
     assert_eq!((op.operation.as_str(), op.state), ("add", None));
@@ -226,10 +196,9 @@ async fn an_entity_operation_is_applied_once_and_answers_its_caller() {
     );
 }
 
-#[tokio::test]
-async fn events_to_unknown_instances_are_refused() {
-    let (_d, store, _id) = store().await;
-    let nobody: InstanceId = "nobody".parse().unwrap();
+pub async fn events_to_unknown_instances_are_refused(backend: &dyn Backend) {
+    let (store, _id) = one_instance(backend).await;
+    let nobody: crate::history::InstanceId = "nobody".parse().unwrap();
     assert_eq!(
         store
             .raise_event(nobody, "e".into(), "1".into(), 1)
@@ -239,9 +208,8 @@ async fn events_to_unknown_instances_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn a_suspend_that_came_while_a_run_ended_holds_the_next_run() {
-    let (_d, store, id) = store().await;
+pub async fn a_suspend_that_came_while_a_run_ended_holds_the_next_run(backend: &dyn Backend) {
+    let (store, id) = one_instance(backend).await;
     let changed = store
         .set_suspended(id.clone(), true, "hold".into(), 1)
         .await

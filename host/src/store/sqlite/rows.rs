@@ -1,25 +1,10 @@
 //! The rows every part of the store reads and writes: the instance row, appending to a
 //! history, running a cached statement, dropping an ended instance's work.
 
-use super::StoreError;
 use crate::clock::Millis;
-use crate::history::{ComponentDigest, HistoryEvent, InstanceId, RuntimeStatus, Seq};
+use crate::history::{HistoryEvent, InstanceId, RuntimeStatus, Seq};
+use crate::store::{InstanceRow, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
-
-/// An instance's row.
-#[derive(Debug, Clone)]
-pub struct InstanceRow {
-    pub id: InstanceId,
-    pub name: String,
-    pub digest: ComponentDigest,
-    pub status: RuntimeStatus,
-    pub input: String,
-    pub output: Option<String>,
-    pub failure: Option<String>,
-    pub custom_status: Option<String>,
-    pub created_at: Millis,
-    pub updated_at: Millis,
-}
 
 /// Runs a statement, prepared once per connection.
 pub(super) fn exec(
