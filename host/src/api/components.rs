@@ -1,6 +1,6 @@
 //! Component versions: deploy (or only check) a component, move an instance to another one.
 
-use super::instances::{path, query};
+use super::extract::{path, query};
 use super::schema::{
     ComponentInfo, ComponentList, Deployed, ErrorBody, Replaced, ReplayCheck as ApiCheck, Upgraded,
 };
@@ -144,7 +144,7 @@ pub(super) async fn upgrade(
     id: Result<Path<String>, PathRejection>,
     q: Result<Query<UpgradeQuery>, QueryRejection>,
 ) -> Result<Json<Upgraded>, ApiError> {
-    let id = super::instances::instance_id(&path(id)?)?;
+    let id = super::extract::instance_id(&path(id)?)?;
     let to: ComponentDigest = query(q)?
         .to
         .parse()

@@ -1,6 +1,6 @@
 //! The entity handlers: state, operation log, signal, list and purge.
 
-use super::instances::{json_body, page_size, path, query, stored_json};
+use super::extract::{json_body, page_size, path, query, stored_json};
 use super::schema::{
     EntityHistory, EntityList, EntityOperation, EntityPurged, EntityStatus, ErrorBody,
 };

@@ -2,12 +2,13 @@
 
 use super::ApiError;
 use super::AppState;
+use super::extract::{instance_id, json_body, page_size, path, query, stored_json};
 use super::schema::{
     ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PreviousRun,
     PurgeResult, StartResponse,
 };
 use crate::clock::{parse_rfc3339, rfc3339};
-use crate::history::{InstanceId, Recorded, RuntimeStatus};
+use crate::history::{Recorded, RuntimeStatus};
 use crate::runtime::Status;
 use crate::store::{Filter, InstanceRow, PageToken};
 use axum::Json;
@@ -19,32 +20,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
-
-/// Parses a request body as JSON; an empty body is `null`.
-pub(super) fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
-    let body = body.map_err(ApiError::from_body_rejection)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Null);
-    }
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-    })
-}
-
-pub(super) fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    p.map(|Path(t)| t)
-        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))
-}
-
-pub(super) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(t)| t)
-        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))
-}
-
-pub(super) fn instance_id(s: &str) -> Result<InstanceId, ApiError> {
-    s.parse()
-        .map_err(|e: crate::history::InvalidId| ApiError::bad_request("invalid_id", e.to_string()))
-}
 
 #[derive(Deserialize)]
 pub(super) struct StartQuery {
@@ -568,11 +543,6 @@ pub(super) async fn advance_clock(
     }))
 }
 
-/// Parses stored JSON text back into a value (text that is not JSON is shown as a string).
-pub(super) fn stored_json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
 fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceStatus {
     InstanceStatus {
         instance_id: i.id.to_string(),
@@ -610,18 +580,6 @@ fn failure_kind(status: RuntimeStatus, message: &str) -> String {
     crate::history::error_kind(message)
         .unwrap_or("error")
         .to_string()
-}
-
-/// A page size from `top` (default `default`): 1 to 1000.
-pub(super) fn page_size(top: Option<u32>, default: u32) -> Result<usize, ApiError> {
-    let top = top.unwrap_or(default);
-    if !(1..=1000).contains(&top) {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "top must be from 1 to 1000",
-        ));
-    }
-    Ok(top as usize)
 }
 
 /// A history event for people: payload strings that hold JSON are shown as JSON.

@@ -2,8 +2,10 @@
 //! document at `/openapi.json` (generated from this code).
 
 mod components;
+mod document;
 mod entities;
 mod error;
+mod extract;
 mod instances;
 pub mod limits;
 pub mod schema;
@@ -142,7 +144,7 @@ async fn readyz(State(app): State<AppState>) -> Result<Json<schema::Ready>, ApiE
 }
 
 async fn openapi(State(app): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
-    Json(schema::document(
+    Json(document::document(
         &app.runtime.orchestration_names(),
         &app.runtime.entity_names(),
     ))
