@@ -25,6 +25,38 @@ use std::time::Duration;
 pub(super) struct StartQuery {
     #[serde(rename = "instanceId")]
     instance_id: Option<String>,
+    #[serde(rename = "waitForCompletion")]
+    wait_for_completion: Option<String>,
+}
+
+/// A `waitForCompletion` value: whole seconds (`5s`) or milliseconds (`250ms`), at most 60 s,
+/// written without leading zeros (the pattern in the OpenAPI document).
+fn wait_duration(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let (digits, unit_ms) = match text.strip_suffix("ms") {
+        Some(d) => (d, 1),
+        None => (text.strip_suffix('s').unwrap_or(""), 1_000),
+    };
+    let well_formed = !digits.is_empty()
+        && digits.len() <= 5
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    let d = well_formed
+        .then(|| digits.parse::<u64>().ok())
+        .flatten()
+        .map(|n| Duration::from_millis(n * unit_ms))
+        .filter(|d| *d <= crate::runtime::MAX_WAIT);
+    match d {
+        Some(d) => Ok(Some(d)),
+        None => Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "waitForCompletion '{text}' is not a wait from 0s to 60s in whole seconds or milliseconds (like 5s or 250ms)"
+            ),
+        )),
+    }
 }
 
 /// Starts an orchestration. Starting again with the same instance id and input returns the
@@ -37,12 +69,15 @@ pub(super) struct StartQuery {
         ("name" = String, Path, description = "The orchestration's name"),
         ("instanceId" = Option<String>, Query, description = "The instance id (default: a new one)",
             pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+        ("waitForCompletion" = Option<String>, Query, description = "Wait this long (e.g. `5s`, `250ms`; at most 60 s) for the instance to end; answered as soon as it does",
+            pattern = "^((0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s)$"),
     ),
     request_body(content = Value, description = "The input: any JSON; an empty body is null"),
     responses(
-        (status = 202, description = "Started (or already started with this input)", body = StartResponse,
+        (status = 200, description = "With `waitForCompletion`: the instance ended within the wait; its final status", body = InstanceStatus),
+        (status = 202, description = "Started (or already started with this input); with `waitForCompletion`, it had not ended when the wait was over", body = StartResponse,
             headers(("Location" = String, description = "The status URL"))),
-        (status = 400, description = "Invalid JSON or instance id", body = ErrorBody),
+        (status = 400, description = "Invalid JSON, instance id or wait", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No orchestration of that name", body = ErrorBody),
         (status = 409, description = "The instance exists with other input", body = ErrorBody),
@@ -59,7 +94,14 @@ pub(super) async fn start(
     let q = query(q)?;
     let input = json_body(body)?;
     let id = q.instance_id.as_deref().map(instance_id).transpose()?;
+    let wait = wait_duration(q.wait_for_completion.as_deref())?;
     let (id, _created) = app.runtime.start(&name, &input, id).await?;
+    if let Some(wait) = wait
+        && app.runtime.wait_for_end(&id, wait).await?
+    {
+        let status = app.runtime.status(&id, false).await?;
+        return Ok(Json(instance_status(&status.instance, None)).into_response());
+    }
     let base = format!("{}/instances/{id}", app.public_url);
     let links = StartResponse {
         id: id.to_string(),
@@ -219,6 +261,8 @@ pub(super) async fn purge_where(
 pub(super) struct StatusQuery {
     #[serde(rename = "showHistory", default)]
     show_history: bool,
+    #[serde(rename = "waitForCompletion")]
+    wait_for_completion: Option<String>,
 }
 
 /// An instance's status, with its history if asked.
@@ -229,9 +273,11 @@ pub(super) struct StatusQuery {
     params(
         ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("showHistory" = Option<bool>, Query, description = "Include the history"),
+        ("waitForCompletion" = Option<String>, Query, description = "Wait this long (e.g. `5s`, `250ms`; at most 60 s) for the instance to end; answered as soon as it does",
+            pattern = "^((0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s)$"),
     ),
     responses(
-        (status = 200, description = "The status", body = InstanceStatus),
+        (status = 200, description = "The status (with `waitForCompletion`: once the instance ended, or when the wait was over)", body = InstanceStatus),
         (status = 400, description = "Invalid id or query", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
@@ -244,6 +290,9 @@ pub(super) async fn status(
 ) -> Result<Json<InstanceStatus>, ApiError> {
     let id = instance_id(&path(id)?)?;
     let q = query(q)?;
+    if let Some(wait) = wait_duration(q.wait_for_completion.as_deref())? {
+        app.runtime.wait_for_end(&id, wait).await?;
+    }
     let Status {
         instance,
         history,

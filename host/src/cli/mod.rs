@@ -49,6 +49,10 @@ enum Command {
         /// The instance id (default: a new one).
         #[arg(long)]
         id: Option<String>,
+        /// Wait this long (e.g. 5s, 250ms; at most 60s) for the instance to end, and print its
+        /// final status if it does (else its id, as without --wait).
+        #[arg(long, value_name = "DURATION")]
+        wait: Option<String>,
     },
     /// Lists instances, oldest first.
     List {
@@ -68,6 +72,9 @@ enum Command {
         /// Include the history (with --json).
         #[arg(long)]
         history: bool,
+        /// Wait this long (e.g. 5s, 250ms; at most 60s) for the instance to end first.
+        #[arg(long, value_name = "DURATION")]
+        wait: Option<String>,
     },
     /// Prints an instance's history as a timeline.
     History { id: String },
@@ -231,14 +238,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Serve(args) => serve::serve(args, cli.token).await,
-        Command::Start { name, input, id } => {
-            let mut path = format!("/orchestrations/{}", segment(&name));
+        Command::Start {
+            name,
+            input,
+            id,
+            wait,
+        } => {
+            let mut query = Vec::new();
             if let Some(id) = id {
-                path.push_str(&format!("?instanceId={}", segment(&id)));
+                query.push(format!("instanceId={}", segment(&id)));
+            }
+            if let Some(wait) = wait {
+                query.push(format!("waitForCompletion={}", segment(&wait)));
+            }
+            let mut path = format!("/orchestrations/{}", segment(&name));
+            if !query.is_empty() {
+                path = format!("{path}?{}", query.join("&"));
             }
             let v = client.post(&path, &json_arg(input.as_deref())?).await?;
             if json {
                 println!("{v}");
+            } else if v.get("runtimeStatus").is_some() {
+                // It ended within the wait: the final status.
+                print_status(&v);
             } else {
                 println!("{}", v["id"].as_str().unwrap_or_default());
             }
@@ -269,12 +291,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status { id, history } => {
-            let query = if history {
-                vec![("showHistory", "true".to_string())]
-            } else {
-                vec![]
-            };
+        Command::Status { id, history, wait } => {
+            let mut query = Vec::new();
+            if history {
+                query.push(("showHistory", "true".to_string()));
+            }
+            if let Some(wait) = wait {
+                query.push(("waitForCompletion", wait));
+            }
             let v = client
                 .get(&format!("/instances/{}", segment(&id)), &query)
                 .await?;
@@ -282,22 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{v}");
                 return Ok(());
             }
-            for key in [
-                "instanceId",
-                "name",
-                "runtimeStatus",
-                "input",
-                "output",
-                "customStatus",
-                "createdTime",
-                "lastUpdatedTime",
-            ] {
-                let value = match &v[key] {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                println!("{key:<16} {value}");
-            }
+            print_status(&v);
             Ok(())
         }
         Command::History { id } => {
@@ -440,5 +449,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Prints an instance's status document, a field a line.
+fn print_status(v: &serde_json::Value) {
+    for key in [
+        "instanceId",
+        "name",
+        "runtimeStatus",
+        "input",
+        "output",
+        "customStatus",
+        "createdTime",
+        "lastUpdatedTime",
+    ] {
+        let value = match &v[key] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!("{key:<16} {value}");
     }
 }

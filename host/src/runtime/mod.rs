@@ -8,11 +8,13 @@
 mod activation;
 mod activity;
 mod callbacks;
+mod completion;
 mod components;
 mod entities;
 mod versions;
 
 pub use callbacks::CallbackError;
+pub use completion::MAX_WAIT;
 
 pub use components::{Loaded, Registered};
 pub use versions::{Deployment, ReplayCheck};
@@ -361,7 +363,11 @@ impl Runtime {
         if let Some(parent) = done.parent {
             self.wake(&parent);
         }
+        if matches!(outcome, RaiseOutcome::Raised(_)) {
+            self.announce_finished(id, RuntimeStatus::Terminated);
+        }
         for child in &done.children {
+            self.announce_finished(child, RuntimeStatus::Terminated);
             self.wake(child);
         }
         self.after_write(id, outcome)?;

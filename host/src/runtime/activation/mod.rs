@@ -306,7 +306,11 @@ async fn finish_failed(
         ..Commit::default()
     };
     match rt.store().commit(id.clone(), commit, rt.now()).await {
-        Ok(_) => Exit::Done,
+        Ok(Some(_)) => {
+            rt.announce_finished(id, RuntimeStatus::Failed);
+            Exit::Done
+        }
+        Ok(None) => Exit::Done,
         Err(e) => {
             tracing::error!(instance = %id, "cannot record failure: {e}");
             Exit::Retry(mailbox)
