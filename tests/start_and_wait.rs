@@ -59,7 +59,13 @@ async fn a_status_that_waits_answers_when_the_instance_ends() {
     let raise = async {
         weft.raise("g", "go", json!("went")).await;
     };
+    let asked = tokio::time::Instant::now();
     let ((status, body), ()) = tokio::join!(waiting, raise);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["runtimeStatus"], "Completed", "{body}");
     assert_eq!(body["output"], "went");
@@ -77,9 +83,16 @@ async fn a_wait_for_a_terminated_instance_ends_with_it() {
             .await;
         assert_eq!(status, 202, "{body}");
     };
+    let asked = tokio::time::Instant::now();
     let ((status, body), ()) = tokio::join!(waiting, terminate);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["runtimeStatus"], "Terminated", "{body}");
+    // Answered on the end, not when the 30 s were over.
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        asked.elapsed()
+    );
 }
 
 #[tokio::test]
