@@ -26,6 +26,8 @@ pub struct Options {
     pub concurrency: usize,
     pub fanout: usize,
     pub event: usize,
+    /// Start-and-wait requests one at a time (and four times as many from 32 clients).
+    pub http: usize,
     pub waiting: usize,
     pub replay_events: usize,
     pub limit_rows: usize,
@@ -41,6 +43,7 @@ impl Options {
             concurrency: 200,
             fanout: 1_000,
             event: 1_000,
+            http: 1_000,
             waiting: 100_000,
             replay_events: 10_000,
             limit_rows: 100_000,
@@ -54,6 +57,7 @@ impl Options {
         self.concurrency = 50;
         self.fanout = 100;
         self.event = 50;
+        self.http = 50;
         self.waiting = 500;
         self.replay_events = 1_000;
         self.limit_rows = 5_000;
@@ -255,17 +259,7 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
         m as i64,
     )
     .await?;
-    // The HTTP API on loopback, as a client would reach it.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let app = router(AppState {
-        runtime: rt.clone(),
-        public_url: url.clone().into(),
-        token: "bench".into(),
-        max_body: weft::api::MAX_BODY,
-        body_timeout: weft::api::limits::BODY_TIMEOUT,
-    });
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let url = serve_api(&rt).await?;
     let client = reqwest::Client::new();
     let mut done = rt.subscribe_finished();
     let mut latencies = Vec::with_capacity(m);
@@ -291,6 +285,84 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
         "p99_ms": round(percentile(&latencies, 0.99)),
     }))
 }
+
+/// Serves the HTTP API of `rt` on loopback, as a client would reach it; its URL.
+async fn serve_api(rt: &Runtime) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = router(AppState {
+        runtime: rt.clone(),
+        public_url: url.clone().into(),
+        token: "bench".into(),
+        max_body: weft::api::MAX_BODY,
+        body_timeout: weft::api::limits::BODY_TIMEOUT,
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// Starts a three-activity sequence over HTTP and waits for its end in the same request
+/// (`waitForCompletion`); the time it took.
+async fn start_and_wait(client: &reqwest::Client, url: &str) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let resp = client
+        .post(format!(
+            "{url}/orchestrations/hello-sequence?waitForCompletion=60s"
+        ))
+        .bearer_auth("bench")
+        .json(&Value::Null)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    if status != 200 || body["runtimeStatus"] != "Completed" {
+        bail!("start-and-wait answered {status}: {body}");
+    }
+    Ok(t0.elapsed())
+}
+
+/// Start-and-wait over HTTP: one client at a time (latency), then [`HTTP_CLIENTS`] at once
+/// (throughput).
+async fn http(opts: &Options) -> anyhow::Result<(Value, Value)> {
+    let env = Env::new(opts, "http", |_| {}).await?;
+    let url = serve_api(&env.runtime).await?;
+    let client = reqwest::Client::new();
+    let mut latencies = Vec::with_capacity(opts.http);
+    for _ in 0..opts.http {
+        latencies.push(ms(start_and_wait(&client, &url).await?));
+    }
+    latencies.sort_by(f64::total_cmp);
+    let latency = json!({
+        "instances": opts.http,
+        "p50_ms": round(percentile(&latencies, 0.5)),
+        "p99_ms": round(percentile(&latencies, 0.99)),
+    });
+    let per_client = (opts.http * 4).div_ceil(HTTP_CLIENTS);
+    let t0 = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..HTTP_CLIENTS {
+        let (client, url) = (client.clone(), url.clone());
+        clients.spawn(async move {
+            for _ in 0..per_client {
+                start_and_wait(&client, &url).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = clients.join_next().await {
+        r??;
+    }
+    let n = per_client * HTTP_CLIENTS;
+    let throughput = json!({
+        "clients": HTTP_CLIENTS,
+        "instances": n,
+        "instances_per_s": round(n as f64 / t0.elapsed().as_secs_f64()),
+    });
+    Ok((latency, throughput))
+}
+
+/// How many HTTP clients the throughput run has.
+const HTTP_CLIENTS: usize = 32;
 
 async fn waiting(opts: &Options) -> anyhow::Result<Value> {
     let env = Env::new(opts, "waiting", |s| s.max_hot = 1_000).await?;
@@ -416,6 +488,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         eprintln!("bench: event ({} instances)", opts.event);
         report["event"] = event(opts).await?;
     }
+    if opts.wants("http") {
+        eprintln!("bench: http ({} start-and-wait requests)", opts.http);
+        let (latency, throughput) = http(opts).await?;
+        report["latency"] = latency;
+        report["http"] = throughput;
+    }
     if opts.wants("replay") {
         eprintln!("bench: replay ({} events)", opts.replay_events);
         report["replay"] = replay(opts).await?;
@@ -481,6 +559,26 @@ pub fn table(r: &Value) -> String {
             format!(
                 "{} raises over HTTP: p50 {} ms, p99 {} ms to Completed",
                 e["instances"], e["p50_ms"], e["p99_ms"]
+            ),
+        );
+    }
+    if let Some(l) = r.get("latency") {
+        line(
+            &mut out,
+            "latency",
+            format!(
+                "{} start-and-wait sequences over HTTP, one at a time: p50 {} ms, p99 {} ms",
+                l["instances"], l["p50_ms"], l["p99_ms"]
+            ),
+        );
+    }
+    if let Some(h) = r.get("http") {
+        line(
+            &mut out,
+            "http",
+            format!(
+                "{} start-and-wait sequences from {} clients: {} instances/s",
+                h["instances"], h["clients"], h["instances_per_s"]
             ),
         );
     }

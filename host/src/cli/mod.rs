@@ -122,7 +122,7 @@ enum Command {
         /// Every scenario at a small size.
         #[arg(long)]
         quick: bool,
-        /// Only these scenarios (limit, sequence, fanout, event, replay, waiting).
+        /// Only these scenarios (limit, sequence, fanout, event, http, replay, waiting).
         #[arg(long = "scenario")]
         scenarios: Vec<String>,
         #[arg(long, value_enum, default_value_t = Synchronous::Full)]
