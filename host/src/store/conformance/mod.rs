@@ -5,6 +5,7 @@
 pub mod basics;
 pub mod children;
 pub mod components;
+pub mod entities;
 pub mod instances;
 pub mod work;
 
@@ -143,6 +144,11 @@ macro_rules! conformance_suite {
             work::a_result_nobody_waits_for_is_ignored,
             components::components_keep_their_deploy_order_unless_deployed_again,
             components::the_pin_moves_only_if_nothing_was_recorded_since_it_was_checked,
+            entities::two_workers_applying_one_operation_apply_it_once_and_reply_once,
+            entities::a_reply_reaches_only_the_run_that_called_while_it_has_not_ended,
+            entities::operations_wait_in_the_inbox_in_order_and_a_failure_keeps_the_state,
+            entities::entities_list_by_name_and_key_in_pages_and_logs_page_by_position,
+            entities::purging_an_entity_deletes_its_state_and_log_while_waiting_operations_apply_later,
         );
     };
     (@cases $name:ident, $backend:expr; $($group:ident :: $case:ident),* $(,)?) => {
