@@ -7,6 +7,7 @@ pub mod children;
 pub mod components;
 pub mod entities;
 pub mod instances;
+pub mod manage;
 pub mod work;
 
 use super::*;
@@ -149,6 +150,13 @@ macro_rules! conformance_suite {
             entities::operations_wait_in_the_inbox_in_order_and_a_failure_keeps_the_state,
             entities::entities_list_by_name_and_key_in_pages_and_logs_page_by_position,
             entities::purging_an_entity_deletes_its_state_and_log_while_waiting_operations_apply_later,
+            manage::suspend_and_resume_say_what_they_changed,
+            manage::a_listing_filters_by_status_name_and_creation_time,
+            manage::pages_of_a_listing_hold_every_instance_once,
+            manage::a_purge_removes_an_ended_instance_with_everything_and_its_ended_children,
+            manage::purge_where_deletes_the_ended_matches_only,
+            manage::the_manual_clock_moves_forward_only,
+            manage::a_secret_is_made_once_and_the_probe_answers,
         );
     };
     (@cases $name:ident, $backend:expr; $($group:ident :: $case:ident),* $(,)?) => {
