@@ -5,6 +5,7 @@
 pub mod basics;
 pub mod children;
 pub mod components;
+pub mod durability;
 pub mod entities;
 pub mod instances;
 pub mod manage;
@@ -157,6 +158,8 @@ macro_rules! conformance_suite {
             manage::purge_where_deletes_the_ended_matches_only,
             manage::the_manual_clock_moves_forward_only,
             manage::a_secret_is_made_once_and_the_probe_answers,
+            durability::what_was_acknowledged_is_there_after_reopening,
+            durability::a_full_store_keeps_nothing_of_a_write_it_refused,
         );
     };
     (@cases $name:ident, $backend:expr; $($group:ident :: $case:ident),* $(,)?) => {
