@@ -246,7 +246,8 @@ pub trait EntityStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<EntityRow>, StoreError>;
 
-    /// Deletes an entity's state and log (and waiting operations): how many of each.
+    /// Deletes an entity's state and log: how many entities (0 or 1) and log entries. Operations
+    /// still waiting stay and apply afterwards, to a new entity (a caller still gets its reply).
     async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError>;
 
     /// Entities with operations waiting.

@@ -241,7 +241,8 @@ impl EntityStore for SqliteStore {
         .await
     }
 
-    /// Entities (of one name, if given) in (name, key) order, after `after`, at most `limit`.
+    /// Entities with state or waiting operations (of one name, if given) in (name, key) order,
+    /// after `after`, at most `limit`.
     async fn list_entities(
         &self,
         name: Option<String>,
@@ -251,11 +252,17 @@ impl EntityStore for SqliteStore {
         self.read(move |c| {
             let (after_name, after_key) = after.map(|k| (k.name, k.key)).unzip();
             let mut q = c.prepare_cached(
-                "SELECT e.name, e.key, e.state, e.operations, e.created_at, e.updated_at,
-                        (SELECT count(*) FROM entity_inbox i WHERE i.name = e.name AND i.key = e.key)
-                 FROM entities e
-                 WHERE (?1 IS NULL OR e.name = ?1) AND (?2 IS NULL OR (e.name, e.key) > (?2, ?3))
-                 ORDER BY e.name, e.key LIMIT ?4",
+                "WITH keys AS (
+                     SELECT name, key FROM entities
+                     WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR (name, key) > (?2, ?3))
+                     UNION
+                     SELECT name, key FROM entity_inbox
+                     WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR (name, key) > (?2, ?3)))
+                 SELECT k.name, k.key, e.state, coalesce(e.operations, 0), e.created_at,
+                        e.updated_at,
+                        (SELECT count(*) FROM entity_inbox i WHERE i.name = k.name AND i.key = k.key)
+                 FROM keys k LEFT JOIN entities e ON e.name = k.name AND e.key = k.key
+                 ORDER BY k.name, k.key LIMIT ?4",
             )?;
             let rows = q
                 .query_map(params![name, after_name, after_key, limit as i64], |r| {
@@ -266,8 +273,8 @@ impl EntityStore for SqliteStore {
                         },
                         state: r.get(2)?,
                         operations: r.get::<_, i64>(3)? as u64,
-                        created_at: Some(r.get::<_, i64>(4)? as Millis),
-                        updated_at: Some(r.get::<_, i64>(5)? as Millis),
+                        created_at: r.get::<_, Option<i64>>(4)?.map(|t| t as Millis),
+                        updated_at: r.get::<_, Option<i64>>(5)?.map(|t| t as Millis),
                         pending: r.get::<_, i64>(6)? as u64,
                     })
                 })?
