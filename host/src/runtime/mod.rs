@@ -10,6 +10,7 @@ mod activity;
 mod callbacks;
 mod components;
 mod entities;
+mod imports;
 mod versions;
 
 pub use callbacks::CallbackError;
