@@ -1,7 +1,8 @@
 //! Guest limits and hostile guests: a guest that never waits, one that eats memory, oversized
-//! payloads, an endless history, activities that hang or trap, components that are not
-//! components or want imports weft does not give. Each fails with its own failure kind while
-//! the host goes on serving the other instances.
+//! payloads, an endless history, activities that hang or trap, guests that call the context
+//! of another guest kind, components that are not components or want imports weft does not
+//! give. Each fails with its own failure kind while the host goes on serving the other
+//! instances.
 
 mod common;
 
@@ -165,6 +166,37 @@ async fn a_trapping_activity_is_retried_by_its_policy() {
         !message.contains("Stack backtrace"),
         "no host internals: {message}"
     );
+}
+
+#[tokio::test]
+async fn a_guest_calling_the_context_of_another_kind_fails_and_says_whose_it_is() {
+    let weft = Weft::start(Options::new(&["wrong-context"]));
+    let cases = [
+        (
+            "orchestration",
+            "trap: the orchestration trapped: activity-context is available to activities, not \
+             orchestrations (called `attempt`)",
+        ),
+        (
+            "activity",
+            "trap: the activity trapped: orchestration-context is available to orchestrations, \
+             not activities (called `instance-id`)",
+        ),
+        (
+            "entity",
+            "trap: the entity operation trapped: activity-context is available to activities, \
+             not entities (called `attempt`)",
+        ),
+    ];
+    for (kind, _) in cases {
+        weft.start_instance("wrong-context", kind, json!(kind))
+            .await;
+    }
+    for (kind, expected) in cases {
+        let (failure_kind, message) = failure(&weft.finished(kind).await);
+        assert_eq!(failure_kind, "trap", "{kind}: {message}");
+        assert!(message.starts_with(expected), "{kind}: {message}");
+    }
 }
 
 /// Runs `weft serve` on a components directory holding `file` with `bytes`; its stderr, once

@@ -1,30 +1,15 @@
 //! Running activities: a fresh instance of the component per attempt, with real WASI and
 //! outbound HTTP; the result is recorded once.
 
-use super::{Loaded, Runtime};
+use super::Runtime;
 use crate::store::{ActivityWork, CompleteOutcome};
-use crate::wasm::bindings::Workflow;
-use crate::wasm::bindings::weft::workflow::types::{
-    Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
-};
-use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
+use crate::wasm::bindings::{Workflow, WorkflowPre};
 use crate::wasm::{GuestState, HttpPolicy, Limits, activity_wasi, new_store, trap_message};
 
-/// The activity side of a wasm store.
+/// The activity side of a wasm store: what `activity-context` answers.
 pub struct ActivityCall {
-    idempotency_key: String,
-    attempt: u32,
-}
-
-impl ActivityCall {
-    /// For asking a component what it exports, or applying an entity operation: no activity
-    /// runs.
-    pub(super) fn introspection() -> Self {
-        Self {
-            idempotency_key: String::new(),
-            attempt: 0,
-        }
-    }
+    pub(super) idempotency_key: String,
+    pub(super) attempt: u32,
 }
 
 /// Runs one scheduled activity and records its result.
@@ -73,7 +58,7 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
     );
     let mut store = new_store(rt.engine(), state);
     let attempt = async {
-        let instance = instantiate(&loaded, &mut store).await?;
+        let instance = instantiate(&loaded.activity, &mut store).await?;
         match instance
             .weft_workflow_activities()
             .call_execute(&mut store, &work.name, &work.input)
@@ -102,105 +87,17 @@ pub(super) fn check_payload(what: &'static str, payload: &str, max: usize) -> Re
 
 /// A fresh instance of a component for an activity or an entity operation; when every slot of
 /// the pool is taken by running work, waits for one to free up.
-pub(super) async fn instantiate(
-    loaded: &Loaded,
-    store: &mut wasmtime::Store<GuestState<ActivityCall>>,
+pub(super) async fn instantiate<C: Send + 'static>(
+    pre: &WorkflowPre<GuestState<C>>,
+    store: &mut wasmtime::Store<GuestState<C>>,
 ) -> Result<Workflow, String> {
     loop {
-        match loaded.activity.instantiate_async(&mut *store).await {
+        match pre.instantiate_async(&mut *store).await {
             Ok(instance) => return Ok(instance),
             Err(e) if crate::wasm::is_pool_exhausted(&e) => {
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
             }
             Err(e) => return Err(format!("cannot instantiate: {e:#}")),
         }
-    }
-}
-
-impl activity_context::Host for GuestState<ActivityCall> {
-    async fn idempotency_key(&mut self) -> wasmtime::Result<String> {
-        Ok(self.ctx.idempotency_key.clone())
-    }
-
-    async fn attempt(&mut self) -> wasmtime::Result<u32> {
-        Ok(self.ctx.attempt)
-    }
-}
-
-const NOT_HERE: &str = "orchestration-context is available to orchestrations, not activities";
-
-impl orchestration_context::Host for GuestState<ActivityCall> {
-    async fn instance_id(&mut self) -> wasmtime::Result<String> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn now(&mut self) -> wasmtime::Result<u64> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn new_guid(&mut self) -> wasmtime::Result<String> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn random_u64(&mut self) -> wasmtime::Result<u64> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn is_replaying(&mut self) -> wasmtime::Result<bool> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn log(&mut self, _message: String) -> wasmtime::Result<()> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn set_custom_status(&mut self, _status: String) -> wasmtime::Result<()> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn schedule_activity(
-        &mut self,
-        _name: String,
-        _input: String,
-        _retry: Option<WitRetryPolicy>,
-    ) -> wasmtime::Result<u32> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn create_timer(&mut self, _fire_at: u64) -> wasmtime::Result<u32> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn signal_entity(
-        &mut self,
-        _name: String,
-        _key: String,
-        _operation: String,
-        _input: String,
-    ) -> wasmtime::Result<()> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn call_entity(
-        &mut self,
-        _name: String,
-        _key: String,
-        _operation: String,
-        _input: String,
-    ) -> wasmtime::Result<u32> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn call_sub_orchestration(
-        &mut self,
-        _name: String,
-        _instance_id: Option<String>,
-        _input: String,
-    ) -> wasmtime::Result<u32> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn wait_event(&mut self, _name: String) -> wasmtime::Result<u32> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn callback_url(&mut self, _event: String, _ttl_ms: u64) -> wasmtime::Result<String> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn continue_as_new(&mut self, _input: String) -> wasmtime::Result<()> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn cancel(&mut self, _handle: u32) -> wasmtime::Result<()> {
-        wasmtime::bail!(NOT_HERE)
-    }
-    async fn await_any(&mut self, _handles: Vec<u32>) -> wasmtime::Result<(u32, WitCompletion)> {
-        wasmtime::bail!(NOT_HERE)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::activation::Activation;
 use super::activity::ActivityCall;
+use super::imports::{Linked, Linkers, NoContext};
 use crate::history::ComponentDigest;
 use crate::wasm::bindings::WorkflowPre;
 use crate::wasm::{self, Compiler, ComponentError, GuestState, HttpPolicy, Limits};
@@ -9,13 +10,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::Linker;
 
-/// A compiled, linked component ready to instantiate.
+/// A compiled component, linked for each guest kind and ready to instantiate.
 pub struct Loaded {
     pub digest: ComponentDigest,
     pub orchestration: WorkflowPre<GuestState<Activation>>,
     pub activity: WorkflowPre<GuestState<ActivityCall>>,
+    /// For entity operations, and for asking the component what it exports.
+    pub entity: WorkflowPre<GuestState<NoContext>>,
     pub orchestrations: Vec<String>,
     pub activities: Vec<String>,
     pub entities: Vec<String>,
@@ -35,8 +37,7 @@ pub struct Registered {
 
 pub(super) struct Components {
     compiler: Arc<Compiler>,
-    orchestration_linker: Linker<GuestState<Activation>>,
-    activity_linker: Linker<GuestState<ActivityCall>>,
+    linkers: Linkers,
     loaded: Mutex<HashMap<ComponentDigest, Arc<Loaded>>>,
     /// Orchestration name → the digest new instances use.
     names: Mutex<HashMap<String, ComponentDigest>>,
@@ -55,8 +56,7 @@ impl Components {
         let engine = wasm::engine(instances, max_memory)?;
         let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
         Ok(Self {
-            orchestration_linker: wasm::linker(&engine).map_err(link)?,
-            activity_linker: wasm::linker(&engine).map_err(link)?,
+            linkers: Linkers::new(&engine).map_err(link)?,
             compiler: Arc::new(Compiler::new(engine, cache_dir)),
             loaded: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
@@ -92,23 +92,17 @@ impl Components {
             .await
             .map_err(|e| ComponentError::Invalid(e.to_string()))??;
         let link = |e: wasmtime::Error| ComponentError::Link(format!("{e:#}"));
-        let orchestration = WorkflowPre::new(
-            self.orchestration_linker
-                .instantiate_pre(&component)
-                .map_err(link)?,
-        )
-        .map_err(link)?;
-        let activity = WorkflowPre::new(
-            self.activity_linker
-                .instantiate_pre(&component)
-                .map_err(link)?,
-        )
-        .map_err(link)?;
-        let (orchestrations, activities, entities) = self.describe(&activity).await?;
+        let Linked {
+            orchestration,
+            activity,
+            entity,
+        } = self.linkers.link(&component).map_err(link)?;
+        let (orchestrations, activities, entities) = self.describe(&entity).await?;
         let loaded = Arc::new(Loaded {
             digest: digest.clone(),
             orchestration,
             activity,
+            entity,
             orchestrations,
             activities,
             entities,
@@ -123,7 +117,7 @@ impl Components {
     /// Asks a component for the names it exports.
     async fn describe(
         &self,
-        pre: &WorkflowPre<GuestState<ActivityCall>>,
+        pre: &WorkflowPre<GuestState<NoContext>>,
     ) -> Result<(Vec<String>, Vec<String>, Vec<String>), ComponentError> {
         let describe = |e: wasmtime::Error| ComponentError::Describe(format!("{e:#}"));
         // Answering with its names takes a component no time: a second is plenty.
@@ -132,7 +126,7 @@ impl Components {
             wasm::activity_wasi(&[]),
             HttpPolicy::Deny,
             limits,
-            ActivityCall::introspection(),
+            NoContext,
         );
         let mut store = wasm::new_store(self.engine(), state);
         let instance = pre.instantiate_async(&mut store).await.map_err(describe)?;

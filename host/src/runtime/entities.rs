@@ -5,8 +5,8 @@
 //! out of the inbox) before it looks at the next one.
 
 use super::Runtime;
-use super::activity::ActivityCall;
 use super::activity::check_payload;
+use super::imports::NoContext;
 use crate::store::{AppliedOp, EntityKey, NextOp};
 use crate::wasm::{GuestState, HttpPolicy, Limits, activity_wasi, new_store, trap_message};
 use std::time::Duration;
@@ -105,14 +105,9 @@ impl Runtime {
         // Entities see no network and no environment: an operation only computes a new state.
         let settings = &self.inner.settings;
         let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
-        let state = GuestState::new(
-            activity_wasi(&[]),
-            HttpPolicy::Deny,
-            limits,
-            ActivityCall::introspection(),
-        );
+        let state = GuestState::new(activity_wasi(&[]), HttpPolicy::Deny, limits, NoContext);
         let mut store = new_store(self.engine(), state);
-        let instance = match super::activity::instantiate(&loaded, &mut store).await {
+        let instance = match super::activity::instantiate(&loaded.entity, &mut store).await {
             Ok(i) => i,
             Err(e) => return AppliedOp::Failed(e),
         };

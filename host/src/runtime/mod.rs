@@ -11,6 +11,7 @@ mod callbacks;
 mod completion;
 mod components;
 mod entities;
+mod imports;
 mod versions;
 
 pub use callbacks::CallbackError;

@@ -1,5 +1,6 @@
-//! Wasmtime: the engine, compiled-component cache, bindings, linkers, and the two WASI
-//! flavours (deterministic for orchestrations, real for activities).
+//! Wasmtime: the engine, compiled-component cache, bindings, the base linker, and the two WASI
+//! flavours (deterministic for orchestrations, real for activities). The weft interfaces are
+//! implemented, and linked per guest kind, by the runtime (`runtime::imports`).
 
 pub mod bindings;
 mod limits;
@@ -8,10 +9,11 @@ mod wasi;
 pub use limits::{GuestLimit, Limits, trap_message};
 pub use wasi::{OrchestrationClock, activity_wasi, orchestration_wasi};
 
-use bindings::weft::workflow::{activity_context, orchestration_context, types};
+use bindings::weft::workflow::types;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -251,15 +253,50 @@ impl<C: Send> WasiHttpView for GuestState<C> {
 
 impl<C: Send> types::Host for GuestState<C> {}
 
-/// A linker with WASI, `wasi:http` and the weft interfaces, as implemented for `C`.
+/// The import name of the `orchestration-context` interface.
+pub const ORCHESTRATION_CONTEXT: &str = "weft:workflow/orchestration-context@0.1.0";
+/// The import name of the `activity-context` interface.
+pub const ACTIVITY_CONTEXT: &str = "weft:workflow/activity-context@0.1.0";
+
+/// A linker with WASI, `wasi:http` and the weft types, but neither context interface: each
+/// guest kind adds the one it is given.
 pub fn linker<C>(engine: &Engine) -> wasmtime::Result<Linker<GuestState<C>>>
 where
     C: Send + 'static,
-    GuestState<C>: orchestration_context::Host + activity_context::Host,
 {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    bindings::Workflow::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
+    types::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+/// Defines every function `component` imports from interface `interface` (a full import name,
+/// such as [`ACTIVITY_CONTEXT`]) as one that traps with `why` and the function's name. For a
+/// guest kind that is not given the interface: the component links, and a call to it fails
+/// with a message that says why. Nothing is defined if the component does not import it.
+pub fn trap_imports<T: 'static>(
+    linker: &mut Linker<T>,
+    component: &Component,
+    interface: &str,
+    why: &str,
+) -> wasmtime::Result<()> {
+    let engine = linker.engine().clone();
+    let ty = component.component_type();
+    let Some(import) = ty.get_import(&engine, interface) else {
+        return Ok(());
+    };
+    let ComponentItem::ComponentInstance(instance) = import.ty else {
+        wasmtime::bail!("import `{interface}` is not an instance");
+    };
+    let mut linker = linker.instance(interface)?;
+    for (name, item) in instance.exports(&engine) {
+        if let ComponentItem::ComponentFunc(_) = item.ty {
+            let message = format!("{why} (called `{name}`)");
+            linker.func_new(name, move |_, _, _, _| {
+                Err(wasmtime::Error::msg(message.clone()))
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -1,5 +1,6 @@
-//! Running an orchestration: the instance actor, and the `orchestration-context` imports that
-//! replay recorded calls and record live ones.
+//! Running an orchestration: the instance actor, and the activation, the state a run's
+//! `orchestration-context` imports (in `imports::orchestration_context`) replay and record
+//! against.
 //!
 //! Record before effect: live calls collect in `pending`; when the orchestration blocks (or
 //! ends) they are committed in one write, and only then are activities dispatched and timers
@@ -7,28 +8,18 @@
 
 use super::{Loaded, Runtime};
 use crate::history::RuntimeStatus;
-use crate::history::{
-    Completion, HistoryEvent, InstanceId, Pos, RetryPolicy, RunState, Step, UsageError,
-};
-use crate::store::{
-    ActivityWork, ChildStart, Commit, ContinueAsNew, EntityKey, EntityOp, ScheduledActivity,
-};
-use crate::wasm::bindings::weft::workflow::types::{
-    Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
-};
-use crate::wasm::bindings::weft::workflow::{activity_context, orchestration_context};
+use crate::history::{HistoryEvent, InstanceId, Pos, RunState, Step, UsageError};
+use crate::store::{ActivityWork, Commit, ContinueAsNew, EntityKey, EntityOp};
 use crate::wasm::{
     GuestState, HttpPolicy, Limits, OrchestrationClock, new_store, orchestration_wasi, trap_message,
 };
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-mod imports;
-
 /// Why an activation stops before the orchestration returns. Raised as a trap to unwind the
 /// guest; never shown to users.
 #[derive(Debug, thiserror::Error)]
-enum Stop {
+pub(super) enum Stop {
     /// Nothing happened for the idle timeout: the instance is evicted.
     #[error("evicted while idle")]
     Idle,
@@ -52,13 +43,13 @@ enum Stop {
 
 /// The orchestration side of a wasm store: the run's state and what is not yet committed.
 pub struct Activation {
-    rt: Runtime,
-    id: InstanceId,
-    run: RunState,
+    pub(super) rt: Runtime,
+    pub(super) id: InstanceId,
+    pub(super) run: RunState,
     /// The position of the next host call.
-    pos: Pos,
-    pending: Commit,
-    clock: OrchestrationClock,
+    pub(super) pos: Pos,
+    pub(super) pending: Commit,
+    pub(super) clock: OrchestrationClock,
     seed: u64,
     digest: crate::history::ComponentDigest,
     /// Wake-ups: something was appended to the history.
@@ -438,12 +429,15 @@ impl Activation {
         }
     }
 
-    fn replaying(&self) -> bool {
+    pub(super) fn replaying(&self) -> bool {
         (self.pos as usize) < self.run.recorded_calls()
     }
 
     /// Matches the call against the history: the recorded event on replay, `None` when live.
-    fn step(&mut self, attempted: &HistoryEvent) -> wasmtime::Result<Option<HistoryEvent>> {
+    pub(super) fn step(
+        &mut self,
+        attempted: &HistoryEvent,
+    ) -> wasmtime::Result<Option<HistoryEvent>> {
         match self.run.step(self.pos, attempted)? {
             Step::Replay(recorded) => {
                 let recorded = recorded.clone();
@@ -456,7 +450,7 @@ impl Activation {
     }
 
     /// Records a live call, unless the history is full.
-    fn record(&mut self, event: HistoryEvent) -> Result<(), UsageError> {
+    pub(super) fn record(&mut self, event: HistoryEvent) -> Result<(), UsageError> {
         let max = self.rt.inner.settings.max_history;
         if self.seen as usize + 1 + self.pending.events.len() >= max {
             return Err(UsageError::HistoryLimit(max));
@@ -468,13 +462,13 @@ impl Activation {
     }
 
     /// A `payload_too_large` misuse if `payload` is over the limit.
-    fn check_size(&self, what: &'static str, payload: &str) -> Result<(), UsageError> {
+    pub(super) fn check_size(&self, what: &'static str, payload: &str) -> Result<(), UsageError> {
         UsageError::check_size(what, payload, self.rt.inner.settings.max_payload)
     }
 
     /// Records an entity signal (no `reply`) or call (`reply` is this position, the handle) and,
     /// when live, sends the operation with the activation's commit. The call's position.
-    fn send_entity_op(&mut self, op: EntityOp) -> wasmtime::Result<Pos> {
+    pub(super) fn send_entity_op(&mut self, op: EntityOp) -> wasmtime::Result<Pos> {
         let pos = self.pos;
         let (name, key) = (op.entity.name.clone(), op.entity.key.clone());
         let (operation, input) = (op.operation.clone(), op.input.clone());
@@ -504,13 +498,13 @@ impl Activation {
 
     /// A value derived from the instance's seed and a position: replays need not store it,
     /// but it is recorded anyway so the history reads on its own.
-    fn derived(&self, pos: Pos) -> [u8; 32] {
+    pub(super) fn derived(&self, pos: Pos) -> [u8; 32] {
         use sha2::Digest;
         sha2::Sha256::digest(format!("{}:{pos}", self.seed)).into()
     }
 
     /// Commits pending calls, then starts their effects.
-    async fn flush(&mut self) -> Result<(), Stop> {
+    pub(super) async fn flush(&mut self) -> Result<(), Stop> {
         if self.pending.events.is_empty() {
             return Ok(());
         }
@@ -548,7 +542,7 @@ impl Activation {
     }
 
     /// Waits for something to be appended to the history, then reads it.
-    async fn wait_for_news(&mut self) -> Result<(), Stop> {
+    pub(super) async fn wait_for_news(&mut self) -> Result<(), Stop> {
         let settings = &self.rt.inner.settings;
         // Over the bound of hot instances, a waiting instance leaves memory at once.
         let idle = if self.rt.hot_instances() > settings.max_hot {

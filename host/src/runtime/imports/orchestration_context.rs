@@ -1,7 +1,15 @@
-//! The `orchestration-context` (and `activity-context`) imports of an orchestration: each
-//! call replays its recorded result or records it live (see [`Activation::step`]).
+//! `orchestration-context`, the imports of an orchestration: each call replays its recorded
+//! result or records it live (see [`Activation::step`]); live calls collect in the activation's
+//! pending commit, which is written when the orchestration blocks in `await-any` (or ends).
 
-use super::*;
+use crate::history::{Completion, HistoryEvent, InstanceId, RetryPolicy};
+use crate::runtime::activation::Activation;
+use crate::store::{ChildStart, EntityKey, EntityOp, ScheduledActivity};
+use crate::wasm::GuestState;
+use crate::wasm::bindings::weft::workflow::orchestration_context;
+use crate::wasm::bindings::weft::workflow::types::{
+    Completion as WitCompletion, RetryPolicy as WitRetryPolicy,
+};
 
 fn to_wit(c: Completion) -> WitCompletion {
     match c {
@@ -317,15 +325,5 @@ impl orchestration_context::Host for GuestState<Activation> {
             // Time spent waiting is not running time.
             self.limits.waited();
         }
-    }
-}
-
-impl activity_context::Host for GuestState<Activation> {
-    async fn idempotency_key(&mut self) -> wasmtime::Result<String> {
-        wasmtime::bail!("activity-context is available to activities, not orchestrations")
-    }
-
-    async fn attempt(&mut self) -> wasmtime::Result<u32> {
-        wasmtime::bail!("activity-context is available to activities, not orchestrations")
     }
 }
