@@ -23,12 +23,7 @@ impl Runtime {
         // Subscribed before the status is read: an end after the read is announced to us.
         let mut ended = self.subscribe_finished();
         loop {
-            let row = self
-                .inner
-                .store
-                .instance(id.clone())
-                .await?
-                .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+            let row = self.row(id).await?;
             if row.status.is_terminal() {
                 return Ok(true);
             }

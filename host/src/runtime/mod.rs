@@ -545,17 +545,21 @@ impl Runtime {
     }
 
     /// An instance's status (and history, if asked).
+    /// An instance's stored row; `NotFound` if there is none.
+    async fn row(&self, id: &InstanceId) -> Result<InstanceRow, RuntimeError> {
+        self.inner
+            .store
+            .instance(id.clone())
+            .await?
+            .ok_or_else(|| RuntimeError::NotFound(id.clone()))
+    }
+
     pub async fn status(
         &self,
         id: &InstanceId,
         with_history: bool,
     ) -> Result<Status, RuntimeError> {
-        let instance = self
-            .inner
-            .store
-            .instance(id.clone())
-            .await?
-            .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+        let instance = self.row(id).await?;
         let mut previous_runs: Vec<(u32, Vec<Recorded>)> = Vec::new();
         let history = if with_history {
             for (generation, r) in self.inner.store.archived_history(id.clone()).await? {

@@ -131,12 +131,7 @@ impl Runtime {
         let loaded = self.component(to).await?;
         // Calls recorded between the check and the move would be unchecked: check again.
         for _ in 0..3 {
-            let row = self
-                .inner
-                .store
-                .instance(id.clone())
-                .await?
-                .ok_or_else(|| RuntimeError::NotFound(id.clone()))?;
+            let row = self.row(id).await?;
             if row.status.is_terminal() {
                 return Err(RuntimeError::Finished {
                     id: id.clone(),

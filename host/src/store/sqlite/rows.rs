@@ -88,18 +88,7 @@ pub(super) type RawInstance = (
 );
 
 pub(super) fn read_instance(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawInstance> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
+    r.try_into()
 }
 
 pub(super) fn corrupt(e: crate::history::InvalidId) -> StoreError {

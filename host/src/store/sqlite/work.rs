@@ -89,20 +89,13 @@ impl WorkStore for SqliteStore {
                     params![id.as_str(), pos],
                 )?;
                 if kind == "retry" {
-                    let work = c
+                    let work: Option<(String, String, u32, String)> = c
                         .query_row(
                             "SELECT a.name, a.input, a.attempt, i.digest
                              FROM activities a JOIN instances i ON i.id = a.instance_id
                              WHERE a.instance_id = ?1 AND a.pos = ?2",
                             params![id.as_str(), pos],
-                            |r| {
-                                Ok((
-                                    r.get::<_, String>(0)?,
-                                    r.get::<_, String>(1)?,
-                                    r.get::<_, u32>(2)?,
-                                    r.get::<_, String>(3)?,
-                                ))
-                            },
+                            |r| r.try_into(),
                         )
                         .optional()?;
                     if let Some((name, input, attempt, digest)) = work {
@@ -138,16 +131,7 @@ impl WorkStore for SqliteStore {
                                    WHERE t.instance_id = a.instance_id AND t.pos = a.pos)",
             )?;
             let rows: Vec<(String, Pos, String, String, u32, String)> = q
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                })?
+                .query_map([], |r| r.try_into())?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
                 .map(|(instance, pos, name, input, attempt, digest)| {
