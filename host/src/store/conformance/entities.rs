@@ -1,7 +1,7 @@
 //! Entities: operations applied once, replies that reach their caller (or not), the inbox in
 //! order, listing and purging.
 
-use super::{Backend, completing, create, id, one_instance};
+use super::{Backend, completing, create, id, next_run, one_instance};
 use crate::history::{HistoryEvent, InstanceId};
 use crate::store::*;
 use std::sync::Arc;
@@ -142,13 +142,7 @@ pub async fn a_reply_reaches_only_the_run_that_called_while_it_has_not_ended(
     for caller in [&continued, &completed, &terminated, &suspended, &failing] {
         call(&store, caller, &counter, 0).await;
     }
-    let next = ContinueAsNew {
-        events: Vec::new(),
-        entity_ops: Vec::new(),
-        custom_status: None,
-        input: "2".into(),
-        seed: 1,
-    };
+    let next = next_run(1);
     assert!(
         store
             .continue_as_new(continued.clone(), next, 2)

@@ -2,7 +2,9 @@
 //! and the probe.
 
 use super::children::start_children;
-use super::{Backend, completing, create, events, id, kinds, one_instance, with_component};
+use super::{
+    Backend, completing, create, events, id, kinds, next_run, one_instance, with_component,
+};
 use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
 use crate::store::*;
 use std::collections::HashSet;
@@ -189,13 +191,7 @@ pub async fn a_purge_removes_an_ended_instance_with_everything_and_its_ended_chi
         complete(&store, &id(ended)).await;
     }
     // An archived run, and an entity call still waiting when it ends.
-    let next = ContinueAsNew {
-        events: Vec::new(),
-        entity_ops: Vec::new(),
-        custom_status: None,
-        input: "2".into(),
-        seed: 1,
-    };
+    let next = next_run(1);
     assert!(store.continue_as_new(p.clone(), next, 2).await.unwrap());
     let counter = EntityKey {
         name: "counter".into(),

@@ -102,6 +102,17 @@ pub fn completing(output: &str) -> Commit {
 }
 
 /// A commit of the given events only.
+/// What a run continuing as new with input `2` and `seed` commits, with nothing else.
+pub fn next_run(seed: u64) -> ContinueAsNew {
+    ContinueAsNew {
+        events: Vec::new(),
+        entity_ops: Vec::new(),
+        custom_status: None,
+        input: "2".into(),
+        seed,
+    }
+}
+
 pub fn events(events: Vec<HistoryEvent>) -> Commit {
     Commit {
         events,
