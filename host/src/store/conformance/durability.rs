@@ -1,7 +1,7 @@
 //! Durability: what was acknowledged survives reopening the store, and a full store keeps
 //! nothing of a write it refused.
 
-use super::{Backend, create, events, id, next_run, started_as};
+use super::{Backend, create, events, id, started_as};
 use crate::history::{HistoryEvent, InstanceId, Recorded, RuntimeStatus, digest_of};
 use crate::store::*;
 use std::sync::Arc;
@@ -82,7 +82,7 @@ pub async fn what_was_acknowledged_is_there_after_reopening(backend: &dyn Backen
         ])
     };
     store.commit(i.clone(), work, 6).await.unwrap().unwrap();
-    let next = next_run(3);
+    let next = super::next_run(3);
     assert!(
         store
             .continue_as_new(next_run.clone(), next, 7)
