@@ -5,15 +5,18 @@
 //! components, entities, and management (suspend, listing, purging, the manual clock,
 //! secrets).
 //!
-//! A backend is a folder here ([`sqlite`] is the embedded default); adding one means
-//! implementing the five traits and instantiating the [`conformance`] suite for it.
+//! A backend is a folder here ([`sqlite`] is the embedded default, [`postgres`] the shared
+//! one); adding one means implementing the five traits, instantiating the [`conformance`]
+//! suite for it, and naming it in [`Location`].
 
 #[cfg(test)]
 #[macro_use]
 pub mod conformance;
+pub mod postgres;
 mod records;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use records::*;
 pub use sqlite::{SqliteStore, Synchronous};
 
@@ -48,6 +51,82 @@ impl StoreError {
     pub fn is_full(&self) -> bool {
         matches!(self, Self::Full(_))
     }
+}
+
+/// Where the store is: a SQLite file (a path, or `sqlite://PATH`) or a PostgreSQL database
+/// (`postgres://USER[:PASS]@HOST:PORT/DB`, also `postgresql://`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl std::str::FromStr for Location {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(Self::Postgres(s.to_string()));
+        }
+        let path = s.strip_prefix("sqlite://").unwrap_or(s);
+        if path.is_empty() {
+            return Err("the database location is empty".into());
+        }
+        if let Some((scheme, _)) = s.split_once("://")
+            && path == s
+        {
+            return Err(format!(
+                "unknown database scheme '{scheme}://': use a path, sqlite://PATH or postgres://..."
+            ));
+        }
+        Ok(Self::Sqlite(path.into()))
+    }
+}
+
+impl std::fmt::Display for Location {
+    /// The location without a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => match url.split_once("://").zip(url.rsplit_once('@')) {
+                Some(((scheme, _), (_, host))) => write!(f, "{scheme}://…@{host}"),
+                None => f.write_str(url),
+            },
+        }
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Sqlite(#[from] sqlite::OpenError),
+    #[error(transparent)]
+    Postgres(#[from] postgres::OpenError),
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// Opens the store at `location`: `sync` is how durable a commit is when it returns;
+/// `max_size` (SQLite only) the most bytes the file may grow to.
+pub async fn open(
+    location: &Location,
+    sync: Synchronous,
+    max_size: Option<u64>,
+) -> Result<std::sync::Arc<dyn Store>, OpenError> {
+    Ok(match location {
+        Location::Sqlite(path) => {
+            std::sync::Arc::new(SqliteStore::open_limited(path, sync, max_size)?)
+        }
+        Location::Postgres(url) => {
+            if max_size.is_some() {
+                return Err(OpenError::Unsupported(
+                    "--max-db-size applies to SQLite only; limit a PostgreSQL database on the server",
+                ));
+            }
+            std::sync::Arc::new(PostgresStore::open(url, sync).await?)
+        }
+    })
 }
 
 /// The whole store: every concern's trait. Any type implementing the five is one.

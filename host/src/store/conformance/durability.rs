@@ -224,6 +224,20 @@ fn large_commit(n: u32, filler: &str) -> Commit {
     commit
 }
 
+/// `len` characters no compression shrinks much (a backend may compress large values).
+fn incompressible(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
 pub async fn a_full_store_keeps_nothing_of_a_write_it_refused(backend: &dyn Backend) {
     let store = backend.open_full_at(LIMIT).await;
     store
@@ -232,7 +246,7 @@ pub async fn a_full_store_keeps_nothing_of_a_write_it_refused(backend: &dyn Back
         .unwrap();
     let i = id("i");
     create(store.as_ref(), &i, "o", "1", 0).await;
-    let filler = "x".repeat(4_000);
+    let filler = incompressible(4_000);
 
     let mut acknowledged = Vec::new();
     let mut refused = None;
@@ -262,7 +276,7 @@ pub async fn a_full_store_keeps_nothing_of_a_write_it_refused(backend: &dyn Back
 
     let failed = store.commit(i.clone(), large_commit(60, &filler), 2).await;
     assert!(matches!(failed, Err(StoreError::Full(_))), "{failed:?}");
-    let huge = started_as("o", &format!("\"{}\"", filler.repeat(80)));
+    let huge = started_as("o", &format!("\"{}\"", incompressible(320_000)));
     let failed = store.create_instance(id("huge"), huge, 3).await;
     assert!(matches!(failed, Err(StoreError::Full(_))), "{failed:?}");
 
