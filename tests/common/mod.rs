@@ -85,6 +85,8 @@ pub struct Options {
     pub token: Option<String>,
     /// More arguments for `weft serve`.
     pub args: Vec<String>,
+    /// `--db`: a database URL; `None` is a SQLite file in the server's directory.
+    pub db: Option<String>,
 }
 
 /// The token test servers run with.
@@ -117,7 +119,14 @@ impl Options {
             start_time: "2026-01-01T00:00:00Z".into(),
             token: Some(TOKEN.into()),
             args: Vec::new(),
+            db: None,
         }
+    }
+
+    /// Serves from the database at `url` (e.g. `postgres://…`).
+    pub fn db(mut self, url: &str) -> Self {
+        self.db = Some(url.into());
+        self
     }
 
     pub fn evict_always(mut self) -> Self {
@@ -193,7 +202,10 @@ impl Weft {
         cmd.args(["-c", WATCHDOG, "sh", env!("CARGO_BIN_EXE_weft")])
             .arg("serve")
             .arg("--db")
-            .arg(self.db())
+            .arg(match &self.options.db {
+                Some(url) => std::ffi::OsString::from(url),
+                None => self.db().into_os_string(),
+            })
             .args(["--listen", &self.listen]);
         if self.options.manual_clock {
             cmd.args(["--manual-clock", "--start-time", &self.options.start_time]);

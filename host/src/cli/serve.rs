@@ -7,14 +7,15 @@ use std::time::Duration;
 use weft::api::{self, AppState};
 use weft::clock::{Clock, ManualClock, SystemClock};
 use weft::runtime::{Runtime, Settings};
-use weft::store::{SqliteStore, Store, Synchronous};
+use weft::store::{Location, Store, Synchronous};
 
 /// What `weft serve` takes.
 #[derive(clap::Args)]
 pub(super) struct ServeArgs {
-    /// The SQLite database file.
+    /// The database: a SQLite file (a path or `sqlite://PATH`), or a PostgreSQL database
+    /// (`postgres://USER[:PASS]@HOST:PORT/DB`).
     #[arg(long, default_value = "weft.db")]
-    db: PathBuf,
+    db: Location,
     /// Address to listen on. Without a token, only a loopback address is allowed (and a
     /// token is generated and printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -40,7 +41,8 @@ pub(super) struct ServeArgs {
     /// The base URL put into management links and callback URLs (default: `http://LISTEN`).
     #[arg(long)]
     public_url: Option<String>,
-    /// Commit durability: `full` survives power loss, `normal` a process crash.
+    /// Commit durability: `full` survives power loss, `normal` a process crash (on
+    /// PostgreSQL, `normal` commits without waiting for the server's WAL flush).
     #[arg(long, value_enum, default_value_t = Synchronous::Full)]
     synchronous: Synchronous,
     /// The largest request body accepted, in bytes (larger ones get 413).
@@ -99,10 +101,9 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
     if l.max_history < 10 || l.max_payload < 1024 {
         bail!("--max-history must be at least 10 and --max-payload at least 1024");
     }
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_limited(&args.db, args.synchronous, args.max_db_size)
-            .with_context(|| format!("opening {}", args.db.display()))?,
-    );
+    let store: Arc<dyn Store> = weft::store::open(&args.db, args.synchronous, args.max_db_size)
+        .await
+        .with_context(|| format!("opening {}", args.db))?;
     let clock: Arc<dyn Clock> = if args.manual_clock {
         let start = match &args.start_time {
             Some(t) => weft::clock::parse_rfc3339(t)
@@ -124,11 +125,12 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
     } else {
         Arc::new(SystemClock)
     };
-    let cache_dir = args.cache_dir.unwrap_or_else(|| {
-        args.db
+    let cache_dir = args.cache_dir.unwrap_or_else(|| match &args.db {
+        Location::Sqlite(path) => path
             .parent()
             .map(|p| p.join(".weft-cache"))
-            .unwrap_or_else(|| PathBuf::from(".weft-cache"))
+            .unwrap_or_else(|| PathBuf::from(".weft-cache")),
+        Location::Postgres(_) => PathBuf::from(".weft-cache"),
     });
     // App settings: the server's environment, less weft's own configuration.
     let app_settings = std::env::vars()
