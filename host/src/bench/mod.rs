@@ -1,10 +1,13 @@
-//! `weft bench`: runs the real host in-process on temporary SQLite files with the example
-//! components, and measures throughput, latency, memory and replay against what the disk
-//! allows.
+//! `weft bench`: runs the real host in-process on temporary SQLite files (or fresh PostgreSQL
+//! databases, with `--db`) with the example components, and measures throughput, latency,
+//! memory and replay against what the disk allows.
 
 #![allow(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
 
+mod database;
+
 use anyhow::{Context as _, bail};
+use database::BenchDb;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,13 +18,15 @@ use weft::api::{AppState, router};
 use weft::clock::SystemClock;
 use weft::history::{InstanceId, RuntimeStatus};
 use weft::runtime::{Runtime, Settings};
-use weft::store::{SqliteStore, Synchronous};
+use weft::store::Synchronous;
 
 /// Sizes and settings of one run.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub components: PathBuf,
     pub synchronous: Synchronous,
+    /// A PostgreSQL server (`postgres://…`) to run on instead of SQLite files.
+    pub postgres: Option<String>,
     pub sequence: usize,
     pub concurrency: usize,
     pub fanout: usize,
@@ -39,6 +44,7 @@ impl Options {
         Self {
             components,
             synchronous,
+            postgres: None,
             sequence: 5_000,
             concurrency: 200,
             fanout: 1_000,
@@ -72,7 +78,7 @@ impl Options {
 /// A fresh host on its own database.
 struct Env {
     runtime: Runtime,
-    dir: PathBuf,
+    db: BenchDb,
 }
 
 impl Env {
@@ -81,10 +87,7 @@ impl Env {
         name: &str,
         tweak: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("weft-bench-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let store = Arc::new(SqliteStore::open(&dir.join("weft.db"), opts.synchronous)?);
+        let (db, store) = BenchDb::fresh(opts.postgres.as_deref(), name, opts.synchronous).await?;
         let mut settings = Settings::default();
         tweak(&mut settings);
         let cache = std::env::temp_dir().join("weft-bench-cache");
@@ -94,29 +97,23 @@ impl Env {
             .await
             .with_context(|| format!("registering {}", opts.components.display()))?;
         runtime.recover().await?;
-        Ok(Self { runtime, dir })
+        Ok(Self { runtime, db })
     }
 
-    fn count(&self, sql: &str) -> anyhow::Result<i64> {
-        Ok(weft::store::sqlite::count(&self.dir.join("weft.db"), sql)?)
+    async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        self.db.count(sql).await
     }
 
     /// Waits until `sql` counts at least `n`.
     async fn until_count(&self, sql: &str, n: i64) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
-        while self.count(sql)? < n {
+        while self.count(sql).await? < n {
             if Instant::now() > deadline {
                 bail!("timed out waiting for {n} rows of: {sql}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -212,7 +209,7 @@ async fn sequence(opts: &Options) -> anyhow::Result<(Value, f64)> {
         bail!("{failed} sequence instances did not complete");
     }
     latencies.sort_by(f64::total_cmp);
-    let rows = env.count("SELECT count(*) FROM history")? as f64 / n as f64 + 1.0;
+    let rows = env.count("SELECT count(*) FROM history").await? as f64 / n as f64 + 1.0;
     Ok((
         json!({
             "instances": n,
@@ -432,7 +429,9 @@ async fn replay(opts: &Options) -> anyhow::Result<Value> {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let events = env.count("SELECT count(*) FROM history WHERE instance_id = 'long'")?;
+    let events = env
+        .count("SELECT count(*) FROM history WHERE instance_id = 'long'")
+        .await?;
     let mut done = rt.subscribe_finished();
     let t0 = Instant::now();
     rt.raise_event(&id, "go", &Value::Null).await?;
@@ -469,8 +468,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
     };
-    let mut report = json!({ "synchronous": synchronous });
-    if opts.wants("limit") {
+    let backend = if opts.postgres.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    let mut report = json!({ "synchronous": synchronous, "backend": backend });
+    // The raw append rate is measured on SQLite's settings; on PostgreSQL the server's own
+    // tools (pgbench) say what it allows.
+    if opts.wants("limit") && opts.postgres.is_none() {
         eprintln!("bench: limit");
         report["limit"] = limit(opts)?;
     }
@@ -508,7 +514,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
 /// The report as a table for people.
 pub fn table(r: &Value) -> String {
     let mut out = format!(
-        "weft bench (synchronous={})\n",
+        "weft bench ({}, synchronous={})\n",
+        r["backend"].as_str().unwrap_or("?"),
         r["synchronous"].as_str().unwrap_or("?")
     );
     let line = |out: &mut String, name: &str, figures: String| {

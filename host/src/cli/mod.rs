@@ -127,6 +127,10 @@ enum Command {
         scenarios: Vec<String>,
         #[arg(long, value_enum, default_value_t = Synchronous::Full)]
         synchronous: Synchronous,
+        /// Run on this PostgreSQL server (`postgres://USER@HOST:PORT/DB`; each scenario gets
+        /// a fresh database `weft_bench_SCENARIO`) instead of temporary SQLite files.
+        #[arg(long)]
+        db: Option<String>,
         /// Instances in `sequence`.
         #[arg(long)]
         sequence: Option<usize>,
@@ -358,11 +362,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             quick,
             scenarios,
             synchronous,
+            db,
             sequence,
             waiting,
             concurrency,
         } => {
             let mut opts = crate::bench::Options::full(components, synchronous);
+            match db.map(|d| d.parse::<weft::store::Location>()) {
+                None => {}
+                Some(Ok(weft::store::Location::Postgres(url))) => opts.postgres = Some(url),
+                Some(Ok(weft::store::Location::Sqlite(_))) => anyhow::bail!(
+                    "--db takes a postgres:// URL: without it, the benchmark runs on temporary \
+                     SQLite files"
+                ),
+                Some(Err(e)) => anyhow::bail!("--db: {e}"),
+            }
             if quick {
                 opts = opts.quick();
             }
