@@ -128,6 +128,36 @@ async fn continue_as_new_restarts_the_history_and_carries_events_over() {
     assert_eq!(history[1]["payload"], 2);
 }
 
+#[tokio::test]
+async fn children_started_before_continue_as_new_run_and_answer_no_later_run() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    weft.start_instance("spawner", "s", json!(0)).await;
+    weft.history_has("s", "event_wait_created").await;
+    for run in 0..2 {
+        let child = format!("spawned-{run}");
+        weft.history_has(&child, "event_wait_created").await;
+        weft.raise(&child, "go", json!(run)).await;
+        let status = weft.finished(&child).await;
+        assert_eq!(status["runtimeStatus"], "Completed", "{status}");
+    }
+    // The children ended while the last run waits: their ends are in no history of it.
+    let status = weft.status("s").await;
+    let kinds: Vec<_> = status["historyEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !kinds.iter().any(|k| k.starts_with("sub_orchestration_")),
+        "{kinds:?}"
+    );
+    weft.raise("s", "done", json!(null)).await;
+    let status = weft.finished("s").await;
+    assert_eq!(status["runtimeStatus"], "Completed", "{status}");
+    assert_eq!(status["output"], 2);
+}
+
 /// Terminates instance `id` with the query `query`; it answers 202.
 async fn terminate(weft: &Weft, id: &str, query: &str) {
     let path = format!("/instances/{id}/terminate?{query}");

@@ -9,7 +9,7 @@
 use super::{Loaded, Runtime};
 use crate::history::RuntimeStatus;
 use crate::history::{HistoryEvent, InstanceId, Pos, RunState, Step, UsageError};
-use crate::store::{ActivityWork, Commit, ContinueAsNew, EntityKey, EntityOp};
+use crate::store::{ActivityWork, Commit, ContinueAsNew, EntityOp};
 use crate::wasm::{
     GuestState, HttpPolicy, Limits, OrchestrationClock, new_store, orchestration_wasi, trap_message,
 };
@@ -350,9 +350,9 @@ impl Activation {
     /// The run asked to continue as new: archive it and start the next run.
     async fn continue_as_new(mut self, input: String) -> Exit {
         let events = std::mem::take(&mut self.pending.events);
+        let children = std::mem::take(&mut self.pending.children);
         let entity_ops = std::mem::take(&mut self.pending.entity_ops);
         let custom_status = self.pending.custom_status.take();
-        let entities: Vec<EntityKey> = entity_ops.iter().map(|op| op.entity.clone()).collect();
         let now = self.rt.now();
         let seed = super::seed_for(&self.id, now.wrapping_add(self.seen));
         match self
@@ -362,6 +362,7 @@ impl Activation {
                 self.id.clone(),
                 ContinueAsNew {
                     events,
+                    children,
                     entity_ops,
                     custom_status,
                     input,
@@ -371,13 +372,16 @@ impl Activation {
             )
             .await
         {
-            Ok(true) => {
-                for entity in &entities {
+            Ok(Some(committed)) => {
+                for child in &committed.wake {
+                    self.rt.wake(child);
+                }
+                for entity in &committed.entities {
                     self.rt.wake_entity(entity);
                 }
                 Exit::Continue(self.mailbox)
             }
-            Ok(false) => Exit::Done,
+            Ok(None) => Exit::Done,
             Err(e) => {
                 tracing::error!(instance = %self.id, "cannot continue as new: {e}");
                 Exit::Retry(self.mailbox)

@@ -172,14 +172,15 @@ pub trait InstanceStore: Send + Sync {
     /// Ends the current run by continuing as new: commits the run's last events and a
     /// `continued_as_new`, archives the history as a generation, and starts the next run with
     /// the events [`weft_core::continuing`] carries over (also those that arrived while the run
-    /// was ending); operations the run sent to entities are sent. Refused (`Ok(false)`) if the
-    /// instance has ended meanwhile.
+    /// was ending); sub-orchestrations the run started are created and operations it sent to
+    /// entities are sent (what to wake). Refused (`Ok(None)`) if the instance has ended
+    /// meanwhile.
     async fn continue_as_new(
         &self,
         id: InstanceId,
         next: ContinueAsNew,
         now: Millis,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<Committed>, StoreError>;
 
     /// The archived histories of an instance's earlier runs, oldest first.
     async fn archived_history(&self, id: InstanceId) -> Result<Vec<(u32, Recorded)>, StoreError>;

@@ -64,11 +64,13 @@ pub enum CreateOutcome {
     },
 }
 
-/// What a run that continues as new commits: its last recorded calls and entity operations,
-/// the custom status it set last, and the next run's input and seed.
+/// What a run that continues as new commits: its last recorded calls, the sub-orchestrations
+/// and entity operations they start, the custom status it set last, and the next run's input
+/// and seed. Children started so run on their own: their end is told to no later run.
 #[derive(Debug)]
 pub struct ContinueAsNew {
     pub events: Vec<HistoryEvent>,
+    pub children: Vec<ChildStart>,
     pub entity_ops: Vec<EntityOp>,
     pub custom_status: Option<String>,
     pub input: String,

@@ -217,12 +217,19 @@ pub async fn a_suspend_that_came_while_a_run_ended_holds_the_next_run(backend: &
     assert_eq!(changed, ChangeOutcome::Changed);
     let next = ContinueAsNew {
         events: Vec::new(),
+        children: Vec::new(),
         entity_ops: Vec::new(),
         custom_status: Some("\"round 2\"".into()),
         input: "2".into(),
         seed: 8,
     };
-    assert!(store.continue_as_new(id.clone(), next, 2).await.unwrap());
+    assert!(
+        store
+            .continue_as_new(id.clone(), next, 2)
+            .await
+            .unwrap()
+            .is_some()
+    );
     let row = store.instance(id.clone()).await.unwrap().unwrap();
     assert_eq!(row.status, RuntimeStatus::Suspended);
     assert_eq!(row.input, "2");

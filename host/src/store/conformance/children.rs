@@ -292,3 +292,82 @@ pub async fn a_recursive_terminate_ends_every_running_descendant(backend: &dyn B
     );
     assert!(store.unfinished_instances().await.unwrap().is_empty());
 }
+
+pub async fn a_child_started_by_a_run_that_continues_as_new_runs_and_tells_no_later_run(
+    backend: &dyn Backend,
+) {
+    let (store, p) = one_instance(backend).await;
+    // The ending run also started a child in an earlier activation; it waits on its own.
+    let early = Commit {
+        children: vec![ChildStart {
+            pos: 0,
+            id: id("early"),
+            name: "child".into(),
+            started: Some(started_as("child", "0")),
+        }],
+        ..Commit::default()
+    };
+    store.commit(p.clone(), early, 1).await.unwrap().unwrap();
+    let next = ContinueAsNew {
+        children: vec![ChildStart {
+            pos: 1,
+            id: id("late"),
+            name: "child".into(),
+            started: Some(started_as("child", "1")),
+        }],
+        ..super::next_run(3)
+    };
+    let committed = store
+        .continue_as_new(p.clone(), next, 2)
+        .await
+        .unwrap()
+        .expect("the run continues");
+    assert_eq!(committed.wake, vec![id("late")], "the new child is to run");
+    let late = store.instance(id("late")).await.unwrap().unwrap();
+    assert_eq!(
+        (late.name.as_str(), late.input.as_str(), late.status),
+        ("child", "1", RuntimeStatus::Pending)
+    );
+
+    // Both children end; neither is told to the next run, whose positions mean other calls.
+    let before = store.history(p.clone(), 0).await.unwrap();
+    for (child, at) in [("late", 3), ("early", 4)] {
+        let done = store
+            .commit(id(child), completing("\"done\""), at)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            done.wake.is_empty(),
+            "{child} wakes nobody: {:?}",
+            done.wake
+        );
+    }
+    assert_eq!(store.history(p.clone(), 0).await.unwrap(), before);
+
+    // A child of the current run still answers it.
+    let now = Commit {
+        children: vec![ChildStart {
+            pos: 0,
+            id: id("current"),
+            name: "child".into(),
+            started: Some(started_as("child", "2")),
+        }],
+        ..Commit::default()
+    };
+    store.commit(p.clone(), now, 5).await.unwrap().unwrap();
+    let done = store
+        .commit(id("current"), completing("\"ok\""), 6)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.wake, vec![p.clone()]);
+    let history = store.history(p, 0).await.unwrap();
+    assert_eq!(
+        history.last().unwrap().event,
+        HistoryEvent::SubOrchestrationCompleted {
+            handle: 0,
+            output: "\"ok\"".into()
+        }
+    );
+}

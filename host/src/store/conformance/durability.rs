@@ -88,6 +88,7 @@ pub async fn what_was_acknowledged_is_there_after_reopening(backend: &dyn Backen
             .continue_as_new(next_run.clone(), next, 7)
             .await
             .unwrap()
+            .is_some()
     );
     store
         .commit(ended.clone(), super::completing("\"out\""), 8)

@@ -148,6 +148,7 @@ pub async fn a_reply_reaches_only_the_run_that_called_while_it_has_not_ended(
             .continue_as_new(continued.clone(), next, 2)
             .await
             .unwrap()
+            .is_some()
     );
     store
         .commit(completed.clone(), completing("1"), 2)

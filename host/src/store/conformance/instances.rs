@@ -149,6 +149,7 @@ pub async fn continue_as_new_carries_every_event_raised_during_it_once(backend: 
         raised.push(acked.recv().await.expect("raisers run"));
     }
     let next = ContinueAsNew {
+        children: Vec::new(),
         events: vec![HistoryEvent::ContinueAsNewRequested {
             pos: 2,
             input: "2".into(),
@@ -158,7 +159,13 @@ pub async fn continue_as_new_carries_every_event_raised_during_it_once(backend: 
         input: "2".into(),
         seed: 9,
     };
-    assert!(store.continue_as_new(id.clone(), next, 3).await.unwrap());
+    assert!(
+        store
+            .continue_as_new(id.clone(), next, 3)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // And some surely after.
     for n in 0..3 {
         let payload = format!("late-{n}");
@@ -244,6 +251,7 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
     let (store, id) = one_instance(backend).await;
     let next = |input: &str, status: Option<&str>| ContinueAsNew {
         events: vec![HistoryEvent::Now { pos: 0, value: 5 }],
+        children: Vec::new(),
         entity_ops: Vec::new(),
         custom_status: status.map(str::to_string),
         input: input.into(),
@@ -254,12 +262,14 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
             .continue_as_new(id.clone(), next("2", Some("\"two\"")), 1)
             .await
             .unwrap()
+            .is_some()
     );
     assert!(
         store
             .continue_as_new(id.clone(), next("3", None), 2)
             .await
             .unwrap()
+            .is_some()
     );
     let archived = store.archived_history(id.clone()).await.unwrap();
     let generations: Vec<u32> = archived.iter().map(|(g, _)| *g).collect();
@@ -301,6 +311,7 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
             .continue_as_new(id.clone(), next("4", None), 4)
             .await
             .unwrap()
+            .is_some()
     );
     assert_eq!(store.archived_history(id.clone()).await.unwrap().len(), 6);
     assert_eq!(
@@ -317,6 +328,7 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
             .continue_as_new(super::id("nobody"), next("1", None), 5)
             .await
             .unwrap()
+            .is_some()
     );
 }
 

@@ -106,6 +106,7 @@ pub fn completing(output: &str) -> Commit {
 pub fn next_run(seed: u64) -> ContinueAsNew {
     ContinueAsNew {
         events: Vec::new(),
+        children: Vec::new(),
         entity_ops: Vec::new(),
         custom_status: None,
         input: "2".into(),
@@ -151,6 +152,7 @@ macro_rules! conformance_suite {
             children::a_child_whose_id_is_taken_fails_its_handle_and_leaves_the_other_alone,
             children::terminate_ends_one_instance_and_tells_its_parent,
             children::a_recursive_terminate_ends_every_running_descendant,
+            children::a_child_started_by_a_run_that_continues_as_new_runs_and_tells_no_later_run,
             instances::unfinished_instances_are_those_pending_running_or_suspended,
             work::a_failed_attempt_the_policy_allows_runs_again_after_its_delay,
             work::timers_fire_in_due_order_once_each_and_a_cancelled_one_never,

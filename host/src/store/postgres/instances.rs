@@ -19,10 +19,11 @@ use crate::store::{
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
-/// Creates a child instance; why it cannot be, if so.
+/// Creates a child instance of run `generation` of `parent`; why it cannot be, if so.
 pub(super) async fn start_child(
     tx: &Transaction<'_>,
     parent: &InstanceId,
+    generation: i64,
     child: &ChildStart,
     now: Millis,
 ) -> Result<Option<ChildRefused>, PgError> {
@@ -40,8 +41,8 @@ pub(super) async fn start_child(
     let inserted = exec(
         tx,
         "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq,
-                                parent_id, parent_pos)
-         VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0, $6, $7)
+                                parent_id, parent_pos, parent_generation)
+         VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0, $6, $7, $8)
          ON CONFLICT (id) DO NOTHING",
         &[
             &child.id.as_str(),
@@ -51,6 +52,7 @@ pub(super) async fn start_child(
             &(now as i64),
             &parent.as_str(),
             &(child.pos as i64),
+            &generation,
         ],
     )
     .await?;
@@ -61,7 +63,8 @@ pub(super) async fn start_child(
     Ok(None)
 }
 
-/// Records a child's end in its parent's history (if it has a running parent); the parent.
+/// Records a child's end in its parent's history, if the parent's run that started it is
+/// still going; the parent.
 pub(super) async fn tell_parent(
     tx: &Transaction<'_>,
     child: &InstanceId,
@@ -70,7 +73,7 @@ pub(super) async fn tell_parent(
 ) -> Result<Option<InstanceId>, PgError> {
     let link = query_opt(
         tx,
-        "SELECT parent_id, parent_pos FROM instances WHERE id = $1",
+        "SELECT parent_id, parent_pos, parent_generation FROM instances WHERE id = $1",
         &[&child.as_str()],
     )
     .await?;
@@ -81,14 +84,32 @@ pub(super) async fn tell_parent(
     ) else {
         return Ok(None);
     };
+    let started_by: Option<i64> = link.get(2);
     let parent: InstanceId = parent.parse().map_err(corrupt)?;
     match lock_instance(tx, &parent).await? {
         Some(s) if !s.is_terminal() => {}
         _ => return Ok(None),
     }
+    if let Some(started_by) = started_by
+        && generation_of(tx, &parent).await? != started_by
+    {
+        return Ok(None);
+    }
     let event = ending::event_for_parent(pos as u32, result);
     append_events(tx, &parent, &[event], now).await?;
     Ok(Some(parent))
+}
+
+/// The current run of an instance.
+async fn generation_of(tx: &Transaction<'_>, id: &InstanceId) -> Result<i64, PgError> {
+    Ok(query_opt(
+        tx,
+        "SELECT generation FROM instances WHERE id = $1",
+        &[&id.as_str()],
+    )
+    .await?
+    .map(|r| r.get(0))
+    .unwrap_or_default())
 }
 
 /// Ends a running instance as terminated: the event, the status, its work dropped.
@@ -181,8 +202,13 @@ async fn commit_activation(
 ) -> Result<Committed, PgError> {
     append_events(tx, id, &commit.events, now).await?;
     let mut committed = Committed::default();
+    let generation = if commit.children.is_empty() && commit.entity_ops.is_empty() {
+        0
+    } else {
+        generation_of(tx, id).await?
+    };
     for child in &commit.children {
-        if let Some(why) = start_child(tx, id, child, now).await? {
+        if let Some(why) = start_child(tx, id, generation, child, now).await? {
             let event = ending::child_cannot_start(child.pos, why);
             append_events(tx, id, &[event], now).await?;
             committed.wake.push(id.clone());
@@ -191,14 +217,6 @@ async fn commit_activation(
         }
     }
     if !commit.entity_ops.is_empty() {
-        let generation: i64 = query_opt(
-            tx,
-            "SELECT generation FROM instances WHERE id = $1",
-            &[&id.as_str()],
-        )
-        .await?
-        .map(|r| r.get(0))
-        .unwrap_or_default();
         for op in &commit.entity_ops {
             super::entities::enqueue(tx, op, Some((id, generation)), now).await?;
             if !committed.entities.contains(&op.entity) {
@@ -275,14 +293,14 @@ async fn commit_activation(
     Ok(committed)
 }
 
-/// Ends the run of a locked, running instance by continuing as new.
+/// Ends the run of a locked, running instance by continuing as new; what to wake.
 async fn continue_run(
     tx: &Transaction<'_>,
     id: &InstanceId,
     next: &ContinueAsNew,
     suspended: bool,
     now: Millis,
-) -> Result<(), PgError> {
+) -> Result<Committed, PgError> {
     let row = query_opt(
         tx,
         "SELECT generation, name, digest FROM instances WHERE id = $1",
@@ -294,8 +312,18 @@ async fn continue_run(
     let mut events = next.events.clone();
     events.push(continuing::closing(&next.input, generation as u32));
     append_events(tx, id, &events, now).await?;
+    let mut committed = Committed::default();
+    for child in &next.children {
+        // A child that cannot start has no run left to tell.
+        if start_child(tx, id, generation, child, now).await?.is_none() {
+            committed.wake.push(child.id.clone());
+        }
+    }
     for op in &next.entity_ops {
         super::entities::enqueue(tx, op, Some((id, generation)), now).await?;
+        if !committed.entities.contains(&op.entity) {
+            committed.entities.push(op.entity.clone());
+        }
     }
     let ending = read_history(tx, id, 0).await?;
     exec(
@@ -337,7 +365,7 @@ async fn continue_run(
         },
     );
     append_events(tx, id, &events, now).await?;
-    Ok(())
+    Ok(committed)
 }
 
 #[async_trait]
@@ -405,14 +433,13 @@ impl InstanceStore for PostgresStore {
         id: InstanceId,
         next: ContinueAsNew,
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Committed>, StoreError> {
         transaction!(self, |tx| {
             let suspended = match lock_instance(&tx, &id).await? {
                 Some(s) if !s.is_terminal() => s == RuntimeStatus::Suspended,
-                _ => return Ok(false),
+                _ => return Ok(None),
             };
-            continue_run(&tx, &id, &next, suspended, now).await?;
-            Ok(true)
+            Ok(Some(continue_run(&tx, &id, &next, suspended, now).await?))
         })
     }
 

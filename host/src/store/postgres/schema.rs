@@ -30,6 +30,8 @@ const MIGRATIONS: &[&str] = &[
         next_seq      BIGINT NOT NULL,
         parent_id     TEXT COLLATE "C",
         parent_pos    BIGINT,
+        -- The parent's run the child answers.
+        parent_generation BIGINT,
         generation    BIGINT NOT NULL DEFAULT 0
     );
     -- Serves: the unfinished instances to resume at start.

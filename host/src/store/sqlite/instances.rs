@@ -19,10 +19,11 @@ use crate::store::{
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Creates a child instance; why it cannot be, if so.
+/// Creates a child instance of run `generation` of `parent`; why it cannot be, if so.
 pub(super) fn start_child(
     c: &Connection,
     parent: &InstanceId,
+    generation: u32,
     child: &ChildStart,
     now: Millis,
 ) -> Result<Option<ChildRefused>, StoreError> {
@@ -47,8 +48,8 @@ pub(super) fn start_child(
     exec(
         c,
         "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq,
-                                parent_id, parent_pos)
-         VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?5, 0, ?6, ?7)",
+                                parent_id, parent_pos, parent_generation)
+         VALUES (?1, ?2, ?3, 'Pending', ?4, ?5, ?5, 0, ?6, ?7, ?8)",
         params![
             child.id.as_str(),
             name,
@@ -56,30 +57,40 @@ pub(super) fn start_child(
             input,
             now as i64,
             parent.as_str(),
-            child.pos
+            child.pos,
+            generation
         ],
     )?;
     append_events(c, &child.id, std::slice::from_ref(started), now)?;
     Ok(None)
 }
 
-/// Records a child's end in its parent's history (if it has a running parent); the parent.
+/// Records a child's end in its parent's history, if the parent's run that started it is
+/// still going; the parent.
 pub(super) fn tell_parent(
     c: &Connection,
     child: &InstanceId,
     result: Result<String, String>,
     now: Millis,
 ) -> Result<Option<InstanceId>, StoreError> {
-    let link: Option<(Option<String>, Option<Pos>)> = c
-        .prepare_cached("SELECT parent_id, parent_pos FROM instances WHERE id = ?1")?
-        .query_row([child.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+    let link: Option<(Option<String>, Option<Pos>, Option<u32>)> = c
+        .prepare_cached(
+            "SELECT parent_id, parent_pos, parent_generation FROM instances WHERE id = ?1",
+        )?
+        .query_row([child.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((Some(parent), Some(pos))) = link else {
+    let Some((Some(parent), Some(pos), started_by)) = link else {
         return Ok(None);
     };
     let parent: InstanceId = parent.parse().map_err(corrupt)?;
-    match instance_status(c, &parent)? {
-        Some(s) if !s.is_terminal() => {}
+    let run: Option<(String, u32)> = c
+        .prepare_cached("SELECT status, generation FROM instances WHERE id = ?1")?
+        .query_row([parent.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match run {
+        Some((status, generation))
+            if !super::rows::parse_status(&status)?.is_terminal()
+                && started_by.is_none_or(|g| g == generation) => {}
         _ => return Ok(None),
     }
     let event = ending::event_for_parent(pos, result);
@@ -221,8 +232,14 @@ impl InstanceStore for SqliteStore {
             }
             append_events(c, &id, &commit.events, now)?;
             let mut committed = Committed::default();
+            let generation = if commit.children.is_empty() && commit.entity_ops.is_empty() {
+                0
+            } else {
+                c.prepare_cached("SELECT generation FROM instances WHERE id = ?1")?
+                    .query_row([id.as_str()], |r| r.get(0))?
+            };
             for child in &commit.children {
-                if let Some(why) = start_child(c, &id, child, now)? {
+                if let Some(why) = start_child(c, &id, generation, child, now)? {
                     let event = ending::child_cannot_start(child.pos, why);
                     append_events(c, &id, &[event], now)?;
                     committed.wake.push(id.clone());
@@ -231,9 +248,6 @@ impl InstanceStore for SqliteStore {
                 }
             }
             if !commit.entity_ops.is_empty() {
-                let generation: u32 = c
-                    .prepare_cached("SELECT generation FROM instances WHERE id = ?1")?
-                    .query_row([id.as_str()], |r| r.get(0))?;
                 for op in &commit.entity_ops {
                     super::entities::enqueue(c, op, Some((&id, generation)), now)?;
                     if !committed.entities.contains(&op.entity) {
@@ -310,9 +324,10 @@ impl InstanceStore for SqliteStore {
         id: InstanceId,
         next: ContinueAsNew,
         now: Millis,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Committed>, StoreError> {
         let ContinueAsNew {
             events,
+            children,
             entity_ops,
             custom_status,
             input,
@@ -321,7 +336,7 @@ impl InstanceStore for SqliteStore {
         self.write(move |c| {
             let suspended = match instance_status(c, &id)? {
                 Some(s) if !s.is_terminal() => s == RuntimeStatus::Suspended,
-                _ => return Ok(false),
+                _ => return Ok(None),
             };
             let (generation, name, digest): (u32, String, String) = c
                 .prepare_cached("SELECT generation, name, digest FROM instances WHERE id = ?1")?
@@ -329,8 +344,18 @@ impl InstanceStore for SqliteStore {
             let mut events = events;
             events.push(continuing::closing(&input, generation));
             append_events(c, &id, &events, now)?;
+            let mut committed = Committed::default();
+            for child in &children {
+                // A child that cannot start has no run left to tell.
+                if start_child(c, &id, generation, child, now)?.is_none() {
+                    committed.wake.push(child.id.clone());
+                }
+            }
             for op in &entity_ops {
                 super::entities::enqueue(c, op, Some((&id, generation)), now)?;
+                if !committed.entities.contains(&op.entity) {
+                    committed.entities.push(op.entity.clone());
+                }
             }
             let ending = read_history(c, &id, 0)?;
             exec(
@@ -369,7 +394,7 @@ impl InstanceStore for SqliteStore {
                 },
             );
             append_events(c, &id, &next, now)?;
-            Ok(true)
+            Ok(Some(committed))
         })
         .await
     }

@@ -152,6 +152,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE components ADD COLUMN deploy_seq INTEGER NOT NULL DEFAULT 0;
     UPDATE components SET deploy_seq = rowid;
     "#,
+    // 8: the run of its parent a sub-orchestration answers (NULL: the parent's run then).
+    r#"
+    ALTER TABLE instances ADD COLUMN parent_generation INTEGER;
+    "#,
 ];
 
 /// Durability of commits (`PRAGMA synchronous`).
