@@ -307,11 +307,11 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
         .unwrap()
         .unwrap();
     assert!(
-        !store
+        store
             .continue_as_new(id.clone(), next("4", None), 4)
             .await
             .unwrap()
-            .is_some()
+            .is_none()
     );
     assert_eq!(store.archived_history(id.clone()).await.unwrap().len(), 6);
     assert_eq!(
@@ -324,11 +324,11 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
         (RuntimeStatus::Completed, Some("\"done\""), "3")
     );
     assert!(
-        !store
+        store
             .continue_as_new(super::id("nobody"), next("1", None), 5)
             .await
             .unwrap()
-            .is_some()
+            .is_none()
     );
 }
 
