@@ -173,3 +173,35 @@ pub fn parse_rfc3339(s: &str) -> Result<Millis, humantime::TimestampError> {
         .map(|d| d.as_millis() as Millis)
         .unwrap_or(0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date_time;
+
+    #[test]
+    fn date_times_are_read_as_rfc_3339_defines_them() {
+        for (text, millis) in [
+            ("2026-01-01T00:00:00Z", Some(1_767_225_600_000)),
+            ("2000-02-29T12:00:00.123456+02:00", Some(951_818_400_123)),
+            ("2000-02-29t10:00:00.123z", Some(951_818_400_123)),
+            ("9999-12-31T23:59:60Z", Some(253_402_300_799_000)),
+            ("1970-01-01T00:30:00+01:00", Some(0)),
+            ("0001-01-01T00:00:00Z", Some(0)),
+            ("2026-01-01 00:00:00Z", None),
+            ("2026-01-01T00:00:00", None),
+            ("2026-01-01T00:00:00.Z", None),
+            ("2026-01-01T00:00:00+0100", None),
+            ("2026-01-01T00:00:00+24:00", None),
+            ("2026-01-01T00:00:00Z ", None),
+            ("2026-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-01-01T12:99:00Z", None),
+            ("+026-01-01T00:00:00Z", None),
+            ("2026-01-01T00:00:00ZZ", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_date_time(text), millis, "{text:?}");
+        }
+    }
+}
