@@ -285,6 +285,10 @@ async fn values_outside_the_documented_rules_get_400() {
             Method::GET,
             "/instances?createdFrom=2026-01-01T00:00:00%2B24:00",
         ),
+        (
+            Method::GET,
+            "/instances?createdFrom=2026-01-01T00:00:00.5%2B99:99",
+        ),
         (Method::DELETE, "/instances?createdTo=2026-01-01%2000:00:00"),
         // Statuses by name, commas between, only spaces around.
         (Method::GET, "/instances?runtimeStatus=Running,%09Completed"),
@@ -324,6 +328,8 @@ async fn values_inside_the_documented_rules_are_taken() {
     let cases = [
         // Any zone; lowercase `t` and `z`; before 1970 counts as 1970.
         ("/instances?createdFrom=2026-01-01T01:00:00%2B01:00", true),
+        // The zone counts also after a fraction.
+        ("/instances?createdFrom=2026-01-01T04:59:59.5%2B05:00", true),
         (
             "/instances?createdTo=2026-01-01T00:59:59.999%2B01:00",
             false,
