@@ -1,8 +1,9 @@
 //! The rules the server checks on query values, written into the document where the
 //! handlers' declarations cannot say them: the statuses a filter names, the time format, the
-//! page sizes and the form of a continuation token.
+//! page sizes and the form of a continuation token; and an example of each common value.
 
 use crate::history::RuntimeStatus;
+use serde_json::{Value, json};
 use utoipa::Number;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, Object, Schema, SchemaFormat, Type};
@@ -46,9 +47,31 @@ impl utoipa::Modify for QueryRules {
     }
 }
 
+/// An example of each value by its name, for readers (and the examples phase of API fuzzers).
+fn example(name: &str) -> Option<Value> {
+    Some(match name {
+        "instanceId" | "id" => json!("order-42"),
+        "waitForCompletion" => json!("5s"),
+        "runtimeStatus" => json!("Running,Suspended"),
+        "createdFrom" => json!("2026-12-01T09:00:00Z"),
+        "createdTo" => json!("2026-12-02T09:00:00.000+01:00"),
+        "top" => json!(100),
+        "from" => json!(0),
+        "event" => json!("Approval"),
+        "op" => json!("add"),
+        "reason" => json!("asked by the operator"),
+        _ => return None,
+    })
+}
+
 fn apply(path: &str, op: &mut Operation) {
     for p in op.parameters.iter_mut().flatten() {
         let RefOr::T(p) = p else { continue };
+        if let (Some(example), Some(RefOr::T(Schema::Object(schema)))) =
+            (example(&p.name), p.schema.as_mut())
+        {
+            schema.examples = vec![example];
+        }
         if !matches!(p.parameter_in, ParameterIn::Query) {
             continue;
         }
@@ -65,6 +88,8 @@ fn apply(path: &str, op: &mut Operation) {
             "from" => integer(0, MAX_SEQ),
             _ => continue,
         };
+        let mut schema = schema;
+        schema.examples = example(&p.name).into_iter().collect();
         p.schema = Some(RefOr::T(Schema::Object(schema)));
     }
 }
