@@ -1,6 +1,7 @@
 //! Management routes through the real `weft` binary: the start response's `Location`, an
 //! upgrade refused while the instance keeps moving, filtered purges, the entity log's paging
-//! and its purge.
+//! and its purge; the rules the OpenAPI document states on query values (a value outside one
+//! gets `400`, one inside it is taken) and the answers it lists for every operation.
 
 mod common;
 
@@ -256,4 +257,206 @@ async fn purging_an_entity_removes_its_log() {
     // Another key's log is untouched.
     assert_eq!(logged("kept"), 1);
     assert_eq!(log_page(&weft, "kept", "").await.1.len(), 1);
+}
+
+/// The hex form of a continuation token's text.
+fn token(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    page["instances"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|i| i["instanceId"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn values_outside_the_documented_rules_get_400() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    let refused = [
+        // Times are RFC 3339 date-times: a `T`, a zone, a date that exists.
+        (Method::GET, "/instances?createdFrom=2026-01-01%2000:00:00Z"),
+        (Method::GET, "/instances?createdFrom=2026-01-01T00:00:00"),
+        (Method::GET, "/instances?createdTo=2026-02-29T00:00:00Z"),
+        (Method::GET, "/instances?createdFrom=2026-01-01T24:00:00Z"),
+        (Method::GET, "/instances?createdFrom=2026-01-01T00:00:00.Z"),
+        (
+            Method::GET,
+            "/instances?createdFrom=2026-01-01T00:00:00%2B24:00",
+        ),
+        (
+            Method::GET,
+            "/instances?createdFrom=2026-01-01T00:00:00.5%2B99:99",
+        ),
+        (Method::DELETE, "/instances?createdTo=2026-01-01%2000:00:00"),
+        // Statuses by name, commas between, only spaces around.
+        (Method::GET, "/instances?runtimeStatus=Running,%09Completed"),
+        (Method::GET, "/instances?runtimeStatus=Running,,Completed"),
+        (Method::GET, "/instances?runtimeStatus=%20"),
+        (Method::DELETE, "/instances?runtimeStatus=Completed%0A"),
+        // Page sizes and the entity log's start.
+        (Method::GET, "/entities?top=0"),
+        (Method::GET, "/entities?top=1001"),
+        (Method::GET, "/entities/counter/a/history?top=1001"),
+        (
+            Method::GET,
+            "/entities/counter/a/history?from=9223372036854775808",
+        ),
+        // An entity token is hex.
+        (Method::GET, "/entities?continuationToken=abc"),
+        (Method::GET, "/entities?continuationToken=zz"),
+    ];
+    for (method, path) in refused {
+        let (status, body) = weft.request(method.clone(), path, None).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_query", "{method} {path}");
+    }
+    // An instance token is the hex of 1 to 18 digits, `:` and an instance id.
+    for text in ["+5:abc", "1234567890123456789:a", "12:", "12:a b", "x:a"] {
+        let path = format!("/instances?continuationToken={}", token(text));
+        let (status, body) = weft.request(Method::GET, &path, None).await;
+        assert_eq!(status, 400, "{text:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn values_inside_the_documented_rules_are_taken() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    // The manual clock starts at 2026-01-01T00:00:00Z.
+    weft.start_instance("wait-for-go", "w", json!({})).await;
+    let cases = [
+        // Any zone; lowercase `t` and `z`; before 1970 counts as 1970.
+        ("/instances?createdFrom=2026-01-01T01:00:00%2B01:00", true),
+        // The zone counts also after a fraction.
+        ("/instances?createdFrom=2026-01-01T04:59:59.5%2B05:00", true),
+        (
+            "/instances?createdTo=2026-01-01T00:59:59.999%2B01:00",
+            false,
+        ),
+        ("/instances?createdTo=2025-12-31T23:00:00.001-01:00", true),
+        ("/instances?createdFrom=2026-01-01t00:00:00z", true),
+        ("/instances?createdFrom=1969-12-31T23:59:59Z", true),
+        ("/instances?createdTo=1969-12-31T23:59:59Z", false),
+        (
+            "/instances?runtimeStatus=Pending%20,Running%20,%20Completed",
+            true,
+        ),
+        ("/instances?runtimeStatus=", true),
+        ("/instances?runtimeStatus=Completed", false),
+    ];
+    for (path, listed) in cases {
+        let (status, page) = weft.request(Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        assert_eq!(ids(&page) == ["w"], listed, "{path}: {page}");
+    }
+    // Any hex is a position in (name, key) order, also bytes that are not text.
+    for t in ["", "ff", "00", &token("counter\0a")] {
+        let path = format!("/entities?continuationToken={t}");
+        let (status, body) = weft.request(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, body) = weft
+        .request(
+            Method::GET,
+            "/entities/counter/a/history?from=9223372036854775807&top=1000",
+            None,
+        )
+        .await;
+    assert_ne!(status, 400, "{body}");
+}
+
+/// The schema of query parameter `name` of `method` on `path`.
+fn query_schema<'a>(doc: &'a Value, path: &str, method: &str, name: &str) -> &'a Value {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name && p["in"] == "query"))
+        .map(|p| &p["schema"])
+        .unwrap_or_else(|| panic!("{method} {path} documents {name}"))
+}
+
+#[tokio::test]
+async fn the_document_states_the_rules_and_every_answer() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    let (status, doc) = weft.request(Method::GET, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+
+    for (path, method) in [
+        ("/instances", "get"),
+        ("/entities", "get"),
+        ("/entities/{name}/{key}/history", "get"),
+    ] {
+        let top = query_schema(&doc, path, method, "top");
+        assert_eq!(
+            (&top["minimum"], &top["maximum"]),
+            (&json!(1), &json!(1000))
+        );
+    }
+    let from = query_schema(&doc, "/entities/{name}/{key}/history", "get", "from");
+    assert_eq!(from["maximum"], json!(i64::MAX));
+    for method in ["get", "delete"] {
+        for name in ["createdFrom", "createdTo"] {
+            assert_eq!(
+                query_schema(&doc, "/instances", method, name)["format"],
+                "date-time"
+            );
+        }
+        let statuses = query_schema(&doc, "/instances", method, "runtimeStatus");
+        assert!(
+            statuses["pattern"]
+                .as_str()
+                .is_some_and(|p| p.contains("Suspended")),
+            "{statuses}"
+        );
+    }
+    for path in ["/instances", "/entities"] {
+        let t = query_schema(&doc, path, "get", "continuationToken");
+        assert!(t["pattern"].is_string(), "{path}: {t}");
+    }
+
+    // An empty body is null: the body is optional.
+    for (path, method) in [
+        ("/orchestrations/{name}", "post"),
+        ("/entities/{name}/{key}", "post"),
+        ("/instances/{id}/raiseEvent/{event}", "post"),
+        ("/callbacks/{id}/{event}", "post"),
+    ] {
+        let body = &doc["paths"][path][method]["requestBody"];
+        assert_ne!(body["required"], true, "{method} {path}: {body}");
+    }
+
+    // An ended instance: 410.
+    for path in [
+        "/instances/{id}/raiseEvent/{event}",
+        "/instances/{id}/terminate",
+        "/instances/{id}/suspend",
+        "/instances/{id}/resume",
+        "/instances/{id}/upgrade",
+    ] {
+        let gone = &doc["paths"][path]["post"]["responses"]["410"];
+        assert_eq!(
+            gone["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+            "{path}"
+        );
+    }
+
+    // Every operation: the limits on the request head, a store that cannot take it; with a
+    // body, the limits on the body.
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("operations") {
+            let answers = &op["responses"];
+            let mut expected = vec!["414", "431", "503"];
+            if op.get("requestBody").is_some() {
+                expected.extend(["408", "413"]);
+            }
+            for status in expected {
+                assert_eq!(
+                    answers[status]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} documents {status}"
+                );
+            }
+        }
+    }
 }

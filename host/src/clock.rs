@@ -100,10 +100,108 @@ pub fn rfc3339(at: Millis) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(at)).to_string()
 }
 
-/// Parses an RFC 3339 time.
+/// Parses an RFC 3339 `date-time` exactly as section 5.6 of the RFC (and OpenAPI's
+/// `format: date-time`) defines it: `2026-12-01T09:00:00Z`, `2026-12-01t09:00:00.5+01:00`. The
+/// date must exist; a leap second (`:60`) counts as `:59`; times before 1970 count as 1970.
+pub fn parse_date_time(s: &str) -> Option<Millis> {
+    let b = s.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = b.get(from..from + len)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let at = |i: usize, c: u8| b.get(i).is_some_and(|x| x.eq_ignore_ascii_case(&c));
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if at(i, b'.') {
+        let frac = b[i + 1..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if frac == 0 {
+            return None;
+        }
+        millis = (0..3).fold(0, |n, k| {
+            n * 10 + digits(i + 1 + k, 1).filter(|_| k < frac).unwrap_or(0)
+        });
+        i += 1 + frac;
+    }
+    let offset_minutes = if at(i, b'Z') && b.len() == i + 1 {
+        0
+    } else if (at(i, b'+') || at(i, b'-')) && at(i + 3, b':') && b.len() == i + 6 {
+        let (h, m) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+        if h > 23 || m > 59 {
+            return None;
+        }
+        if at(i, b'-') {
+            -(h * 60 + m)
+        } else {
+            h * 60 + m
+        }
+    } else {
+        return None;
+    };
+    // Days since 1970-01-01 of the civil date (Howard Hinnant's `days_from_civil`).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second.min(59) - offset_minutes * 60;
+    Some((seconds * 1_000 + millis).max(0) as Millis)
+}
+
+/// Parses an RFC 3339 time, leniently (a space for the `T`, no zone meaning UTC).
 pub fn parse_rfc3339(s: &str) -> Result<Millis, humantime::TimestampError> {
     let t = humantime::parse_rfc3339_weak(s)?;
     Ok(t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as Millis)
         .unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_date_time;
+
+    #[test]
+    fn date_times_are_read_as_rfc_3339_defines_them() {
+        for (text, millis) in [
+            ("2026-01-01T00:00:00Z", Some(1_767_225_600_000)),
+            ("2000-02-29T12:00:00.123456+02:00", Some(951_818_400_123)),
+            ("2000-02-29t10:00:00.123z", Some(951_818_400_123)),
+            ("9999-12-31T23:59:60Z", Some(253_402_300_799_000)),
+            ("1970-01-01T00:30:00+01:00", Some(0)),
+            ("0001-01-01T00:00:00Z", Some(0)),
+            ("2026-01-01 00:00:00Z", None),
+            ("2026-01-01T00:00:00", None),
+            ("2026-01-01T00:00:00.Z", None),
+            ("2026-01-01T00:00:00+0100", None),
+            ("2026-01-01T00:00:00+24:00", None),
+            ("2026-01-01T00:00:00Z ", None),
+            ("2026-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-01-01T12:99:00Z", None),
+            ("+026-01-01T00:00:00Z", None),
+            ("2026-01-01T00:00:00ZZ", None),
+            ("", None),
+        ] {
+            assert_eq!(parse_date_time(text), millis, "{text:?}");
+        }
+    }
 }

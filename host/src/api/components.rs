@@ -30,7 +30,7 @@ pub(super) struct DeployQuery {
     path = "/components",
     security(("bearer" = [])),
     params(("check" = Option<bool>, Query, description = "Only check the component against running instances")),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The component's bytes (any content type)"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The `.wasm` file (any content type): a WebAssembly component (not a core module) that exports weft's orchestration, activity or entity interfaces and imports only what weft gives; other bytes get `400 invalid_component` naming what is wrong"),
     responses(
         (status = 201, description = "Deployed", body = Deployed),
         (status = 200, description = "Checked (with check=true); nothing deployed", body = Deployed),
@@ -135,7 +135,7 @@ pub(super) struct UpgradeQuery {
         (status = 400, description = "Invalid id or digest", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
         (status = 404, description = "No such instance or component", body = ErrorBody),
-        (status = 409, description = "The history does not replay on that component; nothing changed", body = ErrorBody),
+        (status = 409, description = "The history does not replay on that component (`replay_diverges`), or kept growing while it was checked (`instance_busy`); nothing changed", body = ErrorBody),
         (status = 410, description = "The instance has ended", body = ErrorBody),
     )
 )]

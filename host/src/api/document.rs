@@ -1,41 +1,98 @@
 //! The OpenAPI document at `/openapi.json`: every route with its schemas, the bearer scheme,
-//! links from a start's answer to the operations on the instance, and the deployed names.
+//! links from a start's answer to the operations on the instance, and the deployed names; the
+//! answers any operation can get (`answers`) and the rules on query values (`constraints`).
+
+mod answers;
+mod constraints;
+
+pub use constraints::{MAX_PAGE, MAX_SEQ};
+
+use answers::CommonAnswers;
+use constraints::QueryRules;
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-/// Links from a start's answer to the operations on the instance it started, so clients (and
-/// API fuzzers) can follow them.
+/// Links from a start's answer to the operations on the instance it started, and from a status
+/// to an upgrade onto the component the instance runs on, so clients (and API fuzzers) can
+/// follow them.
 struct InstanceLinks;
 
 impl Modify for InstanceLinks {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::RefOr;
-        use utoipa::openapi::link::LinkBuilder;
-        let Some(start) = openapi
-            .paths
-            .paths
-            .get_mut("/orchestrations/{name}")
-            .and_then(|p| p.post.as_mut())
-        else {
-            return;
-        };
-        let Some(RefOr::T(accepted)) = start.responses.responses.get_mut("202") else {
-            return;
-        };
-        for op in [
+        let on_instance = [
             "status",
             "purge",
             "raise_event",
             "terminate",
             "suspend",
             "resume",
-        ] {
-            let link = LinkBuilder::new()
-                .operation_id(op)
-                .parameter("id", "$response.body#/id")
-                .build();
-            accepted.links.insert(op.to_string(), RefOr::T(link));
+        ];
+        for op in on_instance {
+            let id = [("id", "$response.body#/id")];
+            add_link(openapi, "/orchestrations/{name}", "202", op, &id);
+            let id = [("id", "$response.body#/instanceId")];
+            add_link(openapi, "/orchestrations/{name}", "200", op, &id);
+        }
+        let upgrade = [("id", "$response.body#/id")];
+        add_link(
+            openapi,
+            "/orchestrations/{name}",
+            "202",
+            "upgrade",
+            &upgrade,
+        );
+        let upgrade = [
+            ("id", "$response.body#/instanceId"),
+            ("to", "$response.body#/componentDigest"),
+        ];
+        add_link(openapi, "/instances/{id}", "200", "upgrade", &upgrade);
+    }
+}
+
+/// Links the `status` answer of the first operation on `path` (GET, else POST) to operation
+/// `op`, its parameters taken from the answer.
+fn add_link(
+    openapi: &mut utoipa::openapi::OpenApi,
+    path: &str,
+    status: &str,
+    op: &str,
+    parameters: &[(&str, &str)],
+) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::link::LinkBuilder;
+    let Some(item) = openapi.paths.paths.get_mut(path) else {
+        return;
+    };
+    let Some(operation) = item.get.as_mut().or(item.post.as_mut()) else {
+        return;
+    };
+    let Some(RefOr::T(answer)) = operation.responses.responses.get_mut(status) else {
+        return;
+    };
+    let mut link = LinkBuilder::new().operation_id(op);
+    for (name, value) in parameters {
+        link = link.parameter(*name, *value);
+    }
+    answer.links.insert(op.to_string(), RefOr::T(link.build()));
+}
+
+/// Tags each operation with its group (`instances`, `entities`, `components`, `probes`), not
+/// the module path it was declared in, so generated clients name their modules after them.
+struct Tags;
+
+impl Modify for Tags {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                for tag in op.tags.iter_mut().flatten() {
+                    *tag = match tag.rsplit_once("::") {
+                        Some((_, group)) => group.to_string(),
+                        None => "probes".to_string(),
+                    };
+                }
+            }
         }
     }
 }
@@ -80,7 +137,7 @@ impl Modify for BearerAuth {
         super::components::upgrade,
         super::readyz,
     ),
-    modifiers(&BearerAuth, &InstanceLinks)
+    modifiers(&BearerAuth, &Tags, &InstanceLinks, &CommonAnswers, &QueryRules)
 )]
 pub struct ApiDoc;
 

@@ -96,7 +96,7 @@ pub(super) struct HistoryQuery {
     params(
         ("name" = String, Path, description = "The entity's name", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$"),
         ("key" = String, Path, description = "The entity's key", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$"),
-        ("from" = Option<u64>, Query, description = "The first operation's seq (default 0)"),
+        ("from" = Option<u64>, Query, description = "The first operation's seq, at most 2^63 - 1 (default 0)"),
         ("top" = Option<u32>, Query, description = "At most this many, 1 to 1000 (default 1000)"),
     ),
     responses(
@@ -114,7 +114,13 @@ pub(super) async fn entity_history(
     let (name, key) = path(p)?;
     let q = query(q)?;
     let top = page_size(q.top, 1000)?;
-    let from = q.from.unwrap_or(0).min(i64::MAX as u64);
+    let from = q.from.unwrap_or(0);
+    if from > super::document::MAX_SEQ {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("from must be from 0 to {}", super::document::MAX_SEQ),
+        ));
+    }
     let ops = app
         .runtime
         .entity_log(entity_key(name, key)?, from, top)
@@ -140,7 +146,7 @@ pub(super) struct SignalQuery {
         ("key" = String, Path, description = "The entity's key", pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,256}$"),
         ("op" = String, Query, description = "The operation", pattern = "^[\\s\\S]{1,256}$"),
     ),
-    request_body(content = Value, description = "The operation's input: any JSON; an empty body is null"),
+    request_body(content = Option<Value>, description = "The operation's input: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Sent"),
         (status = 400, description = "Invalid JSON, name, key or operation", body = ErrorBody),
@@ -210,9 +216,12 @@ fn encode_token(k: &EntityKey) -> String {
     hex::encode(format!("{}\0{}", k.name, k.key))
 }
 
+/// The position a continuation token names: any hex is one (bytes that are not UTF-8 count as
+/// U+FFFD, no NUL means an empty key), so the document's pattern is the whole rule.
 fn decode_token(s: &str) -> Option<EntityKey> {
-    let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
-    let (name, key) = text.split_once('\0')?;
+    let bytes = hex::decode(s).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let (name, key) = text.split_once('\0').unwrap_or((&*text, ""));
     Some(EntityKey {
         name: name.to_string(),
         key: key.to_string(),
@@ -227,7 +236,7 @@ fn decode_token(s: &str) -> Option<EntityKey> {
     params(
         ("name" = Option<String>, Query, description = "Only entities of this name"),
         ("top" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)"),
-        ("continuationToken" = Option<String>, Query, description = "From the previous page"),
+        ("continuationToken" = Option<String>, Query, description = "The `continuationToken` of the previous page, as given"),
     ),
     responses(
         (status = 200, description = "A page of entities", body = EntityList),

@@ -2,7 +2,9 @@
 //! instance ids and page sizes, and stored JSON text shown back as JSON.
 
 use super::ApiError;
+use super::document::MAX_PAGE;
 use crate::history::InstanceId;
+use crate::store::PageToken;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query};
@@ -42,11 +44,25 @@ pub(super) fn stored_json(text: &str) -> Value {
 /// A page size from `top` (default `default`): 1 to 1000.
 pub(super) fn page_size(top: Option<u32>, default: u32) -> Result<usize, ApiError> {
     let top = top.unwrap_or(default);
-    if !(1..=1000).contains(&top) {
+    if !(1..=MAX_PAGE).contains(&top) {
         return Err(ApiError::bad_request(
             "invalid_query",
-            "top must be from 1 to 1000",
+            format!("top must be from 1 to {MAX_PAGE}"),
         ));
     }
     Ok(top as usize)
+}
+
+/// A continuation token of `GET /instances`: the hex of `CREATED:ID`, the time 1 to 18
+/// digits (the document's `INSTANCE_TOKEN_PATTERN`).
+pub(super) fn page_token(s: &str) -> Option<PageToken> {
+    let text = String::from_utf8(hex::decode(s).ok()?).ok()?;
+    let (at, id) = text.split_once(':')?;
+    if !(1..=18).contains(&at.len()) || !at.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(PageToken {
+        created_at: at.parse().ok()?,
+        id: id.parse().ok()?,
+    })
 }

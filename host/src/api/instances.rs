@@ -7,10 +7,10 @@ use super::schema::{
     ClockAdvance, ClockAdvanced, ErrorBody, Failure, InstanceList, InstanceStatus, PreviousRun,
     PurgeResult, StartResponse,
 };
-use crate::clock::{parse_rfc3339, rfc3339};
+use crate::clock::{parse_date_time, rfc3339};
 use crate::history::{Recorded, RuntimeStatus};
 use crate::runtime::Status;
-use crate::store::{Filter, InstanceRow, PageToken};
+use crate::store::{Filter, InstanceRow};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -72,7 +72,7 @@ fn wait_duration(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
         ("waitForCompletion" = Option<String>, Query, description = "Wait this long (e.g. `5s`, `250ms`; at most 60 s) for the instance to end; answered as soon as it does",
             pattern = "^((0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s)$"),
     ),
-    request_body(content = Value, description = "The input: any JSON; an empty body is null"),
+    request_body(content = Option<Value>, description = "The input: any JSON; an empty body is null"),
     responses(
         (status = 200, description = "With `waitForCompletion`: the instance ended within the wait; its final status", body = InstanceStatus),
         (status = 202, description = "Started (or already started with this input); with `waitForCompletion`, it had not ended when the wait was over", body = StartResponse,
@@ -144,7 +144,7 @@ fn filter(
         Some(list) => list
             .split(',')
             .map(|s| {
-                RuntimeStatus::parse(s.trim()).ok_or_else(|| {
+                RuntimeStatus::parse(s.trim_matches(' ')).ok_or_else(|| {
                     ApiError::bad_request("invalid_query", format!("unknown runtimeStatus '{s}'"))
                 })
             })
@@ -152,8 +152,13 @@ fn filter(
     };
     let time = |what: &str, t: Option<&str>| {
         t.map(|t| {
-            parse_rfc3339(t).map_err(|_| {
-                ApiError::bad_request("invalid_query", format!("{what} '{t}' is not RFC 3339"))
+            parse_date_time(t).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!(
+                        "{what} '{t}' is not an RFC 3339 date-time (like 2026-12-01T09:00:00Z or 2026-12-01T10:00:00.5+01:00)"
+                    ),
+                )
             })
         })
         .transpose()
@@ -172,12 +177,12 @@ fn filter(
     path = "/instances",
     security(("bearer" = [])),
     params(
-        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses, e.g. `Running,Suspended`"),
+        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses, e.g. `Running,Suspended` (spaces around each allowed); empty for all"),
         ("name" = Option<String>, Query, description = "Only this orchestration"),
-        ("createdFrom" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
-        ("createdTo" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("createdFrom" = Option<String>, Query, description = "Created at or after (an RFC 3339 date-time; before 1970 counts as 1970)"),
+        ("createdTo" = Option<String>, Query, description = "Created before (an RFC 3339 date-time; before 1970 counts as 1970)"),
         ("top" = Option<u32>, Query, description = "Page size, 1 to 1000 (default 100)", minimum = 1, maximum = 1000),
-        ("continuationToken" = Option<String>, Query, description = "From the previous page"),
+        ("continuationToken" = Option<String>, Query, description = "The `continuationToken` of the previous page, as given"),
     ),
     responses(
         (status = 200, description = "A page of instances", body = InstanceList),
@@ -201,7 +206,7 @@ pub(super) async fn list(
         .continuation_token
         .as_deref()
         .map(|t| {
-            PageToken::decode(t)
+            super::extract::page_token(t)
                 .ok_or_else(|| ApiError::bad_request("invalid_query", "invalid continuationToken"))
         })
         .transpose()?;
@@ -229,10 +234,10 @@ pub(super) struct PurgeQuery {
     path = "/instances",
     security(("bearer" = [])),
     params(
-        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses (only ended ones are purged)"),
+        ("runtimeStatus" = Option<String>, Query, description = "Comma-separated statuses (spaces around each allowed; only ended ones are purged); empty for all"),
         ("name" = Option<String>, Query, description = "Only this orchestration"),
-        ("createdFrom" = Option<String>, Query, description = "Created at or after (RFC 3339)"),
-        ("createdTo" = Option<String>, Query, description = "Created before (RFC 3339)"),
+        ("createdFrom" = Option<String>, Query, description = "Created at or after (an RFC 3339 date-time; before 1970 counts as 1970)"),
+        ("createdTo" = Option<String>, Query, description = "Created before (an RFC 3339 date-time; before 1970 counts as 1970)"),
     ),
     responses(
         (status = 200, description = "How many were purged", body = PurgeResult),
@@ -361,7 +366,7 @@ pub(super) async fn purge(
         ("id" = String, Path, description = "The instance id", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("event" = String, Path, description = "The event's name"),
     ),
-    request_body(content = Value, description = "The payload: any JSON; an empty body is null"),
+    request_body(content = Option<Value>, description = "The payload: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Recorded"),
         (status = 400, description = "Invalid JSON or id", body = ErrorBody),
@@ -519,7 +524,7 @@ pub(super) struct CallbackQuery {
         ("expires" = u64, Query, description = "Expiry, ms since the epoch"),
         ("sig" = String, Query, description = "The signature"),
     ),
-    request_body(content = Value, description = "The payload: any JSON; an empty body is null"),
+    request_body(content = Option<Value>, description = "The payload: any JSON; an empty body is null"),
     responses(
         (status = 202, description = "Recorded"),
         (status = 400, description = "Invalid JSON", body = ErrorBody),

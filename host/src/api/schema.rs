@@ -107,6 +107,7 @@ pub struct PurgeResult {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClockAdvance {
     /// Seconds, from 0 to 1e10.
+    #[schema(minimum = 0.0, maximum = 1e10)]
     pub seconds: f64,
 }
 
