@@ -45,6 +45,39 @@ pub struct ChildStart {
     pub started: Option<HistoryEvent>,
 }
 
+/// A child's orchestration name, input, digest and `started` event.
+pub struct ChildStarted<'a> {
+    pub name: &'a str,
+    pub input: &'a str,
+    pub digest: &'a ComponentDigest,
+    pub event: &'a HistoryEvent,
+}
+
+impl ChildStart {
+    /// What the child starts with, or why it cannot start (no orchestration of its name is
+    /// deployed).
+    pub fn started(&self) -> Result<ChildStarted<'_>, crate::history::ending::ChildRefused> {
+        match &self.started {
+            Some(
+                event @ HistoryEvent::Started {
+                    name,
+                    input,
+                    digest,
+                    ..
+                },
+            ) => Ok(ChildStarted {
+                name,
+                input,
+                digest,
+                event,
+            }),
+            _ => Err(crate::history::ending::ChildRefused::NotDeployed(
+                self.name.clone(),
+            )),
+        }
+    }
+}
+
 /// What a committed activation changed for other instances.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Committed {
@@ -225,6 +258,20 @@ pub struct PageToken {
 }
 
 impl PageToken {
+    /// A page of a listing fetched with one row more than `limit`: cut to `limit`, with the
+    /// token of the next page if that row was there.
+    pub fn page(mut rows: Vec<InstanceRow>, limit: usize) -> (Vec<InstanceRow>, Option<Self>) {
+        if rows.len() <= limit {
+            return (rows, None);
+        }
+        rows.truncate(limit);
+        let next = rows.last().map(|r| Self {
+            created_at: r.created_at,
+            id: r.id.clone(),
+        });
+        (rows, next)
+    }
+
     /// An opaque text form.
     pub fn encode(&self) -> String {
         hex::encode(format!("{}:{}", self.created_at, self.id))

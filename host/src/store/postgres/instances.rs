@@ -27,17 +27,11 @@ pub(super) async fn start_child(
     child: &ChildStart,
     now: Millis,
 ) -> Result<Option<ChildRefused>, PgError> {
-    let Some(
-        started @ HistoryEvent::Started {
-            name,
-            input,
-            digest,
-            ..
-        },
-    ) = &child.started
-    else {
-        return Ok(Some(ChildRefused::NotDeployed(child.name.clone())));
+    let started = match child.started() {
+        Ok(started) => started,
+        Err(why) => return Ok(Some(why)),
     };
+    let (name, input, digest) = (started.name, started.input, started.digest);
     let inserted = exec(
         tx,
         "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq,
@@ -46,9 +40,9 @@ pub(super) async fn start_child(
          ON CONFLICT (id) DO NOTHING",
         &[
             &child.id.as_str(),
-            name,
+            &name,
             &digest.as_str(),
-            input,
+            &input,
             &(now as i64),
             &parent.as_str(),
             &(child.pos as i64),
@@ -59,7 +53,7 @@ pub(super) async fn start_child(
     if inserted == 0 {
         return Ok(Some(ChildRefused::IdInUse(child.id.clone())));
     }
-    append_events(tx, &child.id, std::slice::from_ref(started), now).await?;
+    append_events(tx, &child.id, std::slice::from_ref(started.event), now).await?;
     Ok(None)
 }
 

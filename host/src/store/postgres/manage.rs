@@ -102,22 +102,13 @@ impl ManageStore for PostgresStore {
                AND ($5::BIGINT IS NULL OR (created_at, id) > ($5, $6::TEXT))
              ORDER BY created_at, id LIMIT $7"
         );
-        let mut rows = self
+        let rows = self
             .rows(&sql, &params)
             .await?
             .iter()
             .map(instance_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if rows.len() > limit {
-            rows.truncate(limit);
-            rows.last().map(|r| PageToken {
-                created_at: r.created_at,
-                id: r.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok((rows, next))
+        Ok(PageToken::page(rows, limit))
     }
 
     async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError> {

@@ -27,17 +27,11 @@ pub(super) fn start_child(
     child: &ChildStart,
     now: Millis,
 ) -> Result<Option<ChildRefused>, StoreError> {
-    let Some(
-        started @ HistoryEvent::Started {
-            name,
-            input,
-            digest,
-            ..
-        },
-    ) = &child.started
-    else {
-        return Ok(Some(ChildRefused::NotDeployed(child.name.clone())));
+    let started = match child.started() {
+        Ok(started) => started,
+        Err(why) => return Ok(Some(why)),
     };
+    let (name, input, digest) = (started.name, started.input, started.digest);
     let taken: Option<String> = c
         .prepare_cached("SELECT id FROM instances WHERE id = ?1")?
         .query_row([child.id.as_str()], |r| r.get(0))
@@ -61,7 +55,7 @@ pub(super) fn start_child(
             generation
         ],
     )?;
-    append_events(c, &child.id, std::slice::from_ref(started), now)?;
+    append_events(c, &child.id, std::slice::from_ref(started.event), now)?;
     Ok(None)
 }
 

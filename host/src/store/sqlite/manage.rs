@@ -109,20 +109,11 @@ impl ManageStore for SqliteStore {
             let raw: Vec<RawInstance> = q
                 .query_map(params_from_iter(params), read_instance)?
                 .collect::<Result<_, _>>()?;
-            let mut rows = raw
+            let rows = raw
                 .into_iter()
                 .map(finish_instance)
                 .collect::<Result<Vec<_>, _>>()?;
-            let next = if rows.len() > limit {
-                rows.truncate(limit);
-                rows.last().map(|r| PageToken {
-                    created_at: r.created_at,
-                    id: r.id.clone(),
-                })
-            } else {
-                None
-            };
-            Ok((rows, next))
+            Ok(PageToken::page(rows, limit))
         })
         .await
     }
