@@ -468,6 +468,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     let synchronous = match opts.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
+        Synchronous::Off => "OFF",
     };
     let mut report = json!({ "synchronous": synchronous });
     if opts.wants("limit") {
