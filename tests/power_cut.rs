@@ -101,7 +101,7 @@ async fn acknowledged_work_survives_power_cuts_and_recorded_activities_never_run
     let mut crash = |w: &mut Weft| {
         round += 1;
         // Every other cut tears what was waiting to be written.
-        let how = if round % 2 == 0 {
+        let how = if round.is_multiple_of(2) {
             Cut::Torn(seed ^ round)
         } else {
             Cut::Clean
