@@ -12,6 +12,7 @@
 
 pub mod effects;
 pub mod jobs;
+pub mod load;
 pub mod sms;
 
 use serde_json::{Value, json};
@@ -87,6 +88,9 @@ pub struct Options {
     pub args: Vec<String>,
     /// `--db`: a database URL; `None` is a SQLite file in the server's directory.
     pub db: Option<String>,
+    /// Where the database and the compiled-component cache live (say, on a power-cut file
+    /// system); the server's own temporary directory when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// The token test servers run with.
@@ -120,6 +124,7 @@ impl Options {
             token: Some(TOKEN.into()),
             args: Vec::new(),
             db: None,
+            data_dir: None,
         }
     }
 
@@ -137,6 +142,18 @@ impl Options {
     /// Runs on wall time: timers fire by themselves.
     pub fn wall_clock(mut self) -> Self {
         self.manual_clock = false;
+        self
+    }
+
+    /// Keeps the database and the component cache in `dir`.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// More arguments for `weft serve`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
         self
     }
 
@@ -184,7 +201,17 @@ impl Weft {
     }
 
     pub fn db(&self) -> PathBuf {
-        self.dir.path().join("weft.db")
+        match &self.options.data_dir {
+            Some(dir) => dir.join("weft.db"),
+            None => self.dir.path().join("weft.db"),
+        }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        match &self.options.data_dir {
+            Some(dir) => dir.join("cache"),
+            None => target_dir().join("weft-test-cache"),
+        }
     }
 
     pub fn components_dir(&self) -> PathBuf {
@@ -213,7 +240,7 @@ impl Weft {
         cmd.arg("--components")
             .arg(self.components_dir())
             .arg("--cache-dir")
-            .arg(target_dir().join("weft-test-cache"))
+            .arg(self.cache_dir())
             .arg("--idle-timeout")
             .arg(self.options.idle_timeout.to_string())
             .args(&self.options.args)

@@ -467,6 +467,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     let synchronous = match opts.synchronous {
         Synchronous::Full => "FULL",
         Synchronous::Normal => "NORMAL",
+        Synchronous::Off => "OFF",
     };
     let backend = if opts.postgres.is_some() {
         "postgres"

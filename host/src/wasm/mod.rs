@@ -164,7 +164,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
+    // Content first, then the name: after a power cut the cache holds the whole file or
+    // none, never a name over a short or empty one (which ext4 can leave after a rename).
+    let mut file = std::fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
     std::fs::rename(tmp, path)
 }
 

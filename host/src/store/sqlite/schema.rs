@@ -166,6 +166,9 @@ pub enum Synchronous {
     Full,
     /// fsync at checkpoints: survives a process crash, may lose recent commits on power loss.
     Normal,
+    /// Never fsync: survives a process crash only; a power cut loses acknowledged work (for
+    /// benchmarks, and for the power-cut tests, which must see it fail).
+    Off,
 }
 
 impl Synchronous {
@@ -173,6 +176,7 @@ impl Synchronous {
         match self {
             Self::Full => "FULL",
             Self::Normal => "NORMAL",
+            Self::Off => "OFF",
         }
     }
 }

@@ -1,0 +1,695 @@
+//! The crash torture's load and checker, shared by the SIGKILL torture (`tests/torture.rs`)
+//! and the power-cut one (`tests/power_cut.rs`): the plan, the client with its ledger of
+//! acknowledged work, the snapshots of the database and the checks over them (each is
+//! described in `tests/torture.rs`).
+
+use super::Weft;
+use super::effects::{EffectsServer, Hit};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How many times the host is killed, by default (CI).
+pub const KILLS: usize = 24;
+/// How many instances are started, by default (CI).
+pub const INSTANCES: usize = 60;
+/// The effects server answers each activity after 0 to this many milliseconds.
+pub const EFFECT_LATENCY_MS: u64 = 40;
+/// The most activities one fan-out runs.
+pub const MAX_FAN_OUT: u64 = 20;
+/// How long a kill that is to land while an activity is in flight waits for one to be.
+pub const HOLD_WAIT: Duration = Duration::from_secs(10);
+
+/// A small xorshift64* generator: the plan and the kill moments come from one seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+pub fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}")),
+        Err(_) => default,
+    }
+}
+
+/// The seed CI runs, so a CI failure can be repeated as it is.
+pub const SEED: u64 = 20_261_202;
+
+/// `WEFT_TORTURE_SEED`: a number, or `random` for a fresh one; CI's [`SEED`] without it.
+pub fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    match std::env::var("WEFT_TORTURE_SEED").as_deref() {
+        Err(_) => SEED,
+        Ok("random") => std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish(),
+        Ok(_) => env_number("WEFT_TORTURE_SEED", SEED),
+    }
+}
+
+/// FNV-1a, 64 bits, as the `send-code` activity computes it.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The code `send-code` sends for the call with this idempotency key.
+pub fn code_for(key: &str) -> u64 {
+    1000 + fnv1a(key) % 9000
+}
+
+/// A wrong answer for `code`, the `k`th.
+pub fn wrong(code: u64, k: u64) -> u64 {
+    if code == 1000 + k { 9999 - k } else { 1000 + k }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Answered with this many wrong codes, then the right one.
+    Verify {
+        wrong: u64,
+    },
+    Sequence,
+    /// This many activities in parallel.
+    FanOut {
+        count: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: String,
+    pub kind: Kind,
+}
+
+impl Plan {
+    pub fn random(i: usize, rng: &mut Rng) -> Self {
+        let (id, kind) = match i % 3 {
+            0 => (
+                format!("verify-{i}"),
+                Kind::Verify {
+                    wrong: rng.range(0, 2),
+                },
+            ),
+            1 => (format!("sequence-{i}"), Kind::Sequence),
+            _ => (
+                format!("fan-out-{i}"),
+                Kind::FanOut {
+                    count: rng.range(5, MAX_FAN_OUT),
+                },
+            ),
+        };
+        Self { id, kind }
+    }
+
+    pub fn orchestration(&self) -> &'static str {
+        match self.kind {
+            Kind::Verify { .. } => "verify",
+            Kind::Sequence => "sequence",
+            Kind::FanOut { .. } => "fan-out",
+        }
+    }
+
+    pub fn input(&self) -> Value {
+        match self.kind {
+            Kind::Verify { .. } => json!(format!("+1425{:07}", fnv1a(&self.id) % 10_000_000)),
+            Kind::Sequence => json!({ "instance": self.id }),
+            Kind::FanOut { count } => json!(count),
+        }
+    }
+
+    /// How many activities the instance schedules.
+    pub fn activities(&self) -> usize {
+        match self.kind {
+            Kind::Verify { .. } => 1,
+            Kind::Sequence => 3,
+            Kind::FanOut { count } => count as usize,
+        }
+    }
+
+    /// The output the instance must complete with.
+    pub fn expected_output(&self) -> Value {
+        match self.kind {
+            Kind::Verify { .. } => json!(true),
+            Kind::Sequence => json!(["Hello Tokyo!", "Hello Seattle!", "Hello London!"]),
+            Kind::FanOut { count } => json!((1..=count).map(|i| i * i).sum::<u64>()),
+        }
+    }
+}
+
+/// What the client got a `202` for.
+#[derive(Debug, Default, Clone)]
+pub struct Ledger {
+    /// Instance ids whose start was acknowledged.
+    pub starts: Vec<String>,
+    /// (instance id, the raise's tag) of each acknowledged event.
+    pub events: Vec<(String, String)>,
+}
+
+/// A client that survives the host going away: transport errors are answers too.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub ledger: Mutex<Ledger>,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", super::TOKEN)
+                .parse()
+                .expect("header value"),
+        );
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .expect("client");
+        Self {
+            http,
+            url: url.to_string(),
+            ledger: Mutex::default(),
+        }
+    }
+
+    pub fn ledger(&self) -> Ledger {
+        self.ledger.lock().unwrap().clone()
+    }
+
+    /// Status and JSON body, or `None` when the host could not be reached or went away.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<(u16, Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.ok()?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.ok()?;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Some((status, value))
+    }
+
+    /// Starts an instance, again and again until it is acknowledged.
+    pub async fn start(&self, plan: &Plan) {
+        let path = format!(
+            "/orchestrations/{}?instanceId={}",
+            plan.orchestration(),
+            plan.id
+        );
+        let input = plan.input();
+        super::eventually(
+            &format!("the start of {} is acknowledged", plan.id),
+            async || {
+                match self.send(reqwest::Method::POST, &path, Some(&input)).await {
+                    Some((202, _)) => Some(()),
+                    // The host is down or dying.
+                    None => None,
+                    Some((s, _)) if s >= 500 => None,
+                    Some((s, body)) => panic!("start {}: {s} {body}", plan.id),
+                }
+            },
+        )
+        .await;
+        self.ledger.lock().unwrap().starts.push(plan.id.clone());
+    }
+
+    /// Raises `answer` with `payload` (tagged `tag`) until it is acknowledged (`true`) or the
+    /// instance has ended (`false`: an earlier attempt was recorded and finished it).
+    pub async fn raise(&self, id: &str, code: u64, tag: &str) -> bool {
+        let path = format!("/instances/{id}/raiseEvent/answer");
+        let payload = json!({ "code": code, "raise": tag });
+        let acked = super::eventually(&format!("event {tag} is acknowledged"), async || match self
+            .send(reqwest::Method::POST, &path, Some(&payload))
+            .await
+        {
+            Some((202, _)) => Some(true),
+            Some((410, _)) => Some(false),
+            None => None,
+            Some((s, _)) if s >= 500 => None,
+            Some((s, body)) => panic!("raise {tag}: {s} {body}"),
+        })
+        .await;
+        if acked {
+            let event = (id.to_string(), tag.to_string());
+            self.ledger.lock().unwrap().events.push(event);
+        }
+        acked
+    }
+
+    /// The status with history, when the host answers.
+    pub async fn status(&self, id: &str) -> Option<Value> {
+        let path = format!("/instances/{id}?showHistory=true");
+        match self.send(reqwest::Method::GET, &path, None).await? {
+            (200, body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// Drives one instance: starts it and, for a verification, answers it.
+pub async fn drive(client: Arc<Client>, plan: Plan) {
+    client.start(&plan).await;
+    let Kind::Verify { wrong: wrongs } = plan.kind else {
+        return;
+    };
+    let id = &plan.id;
+    // The code the person "received": the output of `send-code` in the history.
+    let code = super::eventually(&format!("{id} has sent its code"), async || {
+        let status = client.status(id).await?;
+        let history = status["historyEvents"].as_array()?;
+        history
+            .iter()
+            .find(|e| e["type"] == "activity_completed")
+            .and_then(|e| e["output"].as_u64())
+    })
+    .await;
+    for k in 0..wrongs {
+        let acked = client
+            .raise(id, wrong(code, k), &format!("{id}/wrong-{k}"))
+            .await;
+        assert!(acked, "{id} ended before its right answer");
+    }
+    client.raise(id, code, &format!("{id}/right")).await;
+}
+
+/// What the database holds, read directly (read-only).
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub instances: HashSet<String>,
+    /// `{instance}/{handle}` of every recorded activity completion.
+    pub completed: HashSet<String>,
+    /// How many `activity_completed` rows there are (one per call, if all is well).
+    pub completion_rows: usize,
+    /// `{instance}/{handle}` of each call with more than one `activity_completed` row, and
+    /// how many it has.
+    pub completed_more_than_once: Vec<(String, i64)>,
+    /// (instance, tag) of every recorded `answer` event.
+    pub raised: HashSet<(String, String)>,
+    /// The recorded output of each completion, by key.
+    pub outputs: HashMap<String, Value>,
+}
+
+pub fn open_read_only(db: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    // The host may be writing, or recovering after a kill: wait out its locks.
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+pub fn snapshot(db: &Path) -> Snapshot {
+    let conn = open_read_only(db).expect("open db");
+    let mut snap = Snapshot::default();
+    let mut stmt = conn.prepare("SELECT id FROM instances").expect("prepare");
+    let ids = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("query instances");
+    for id in ids {
+        snap.instances.insert(id.expect("row"));
+    }
+    let mut stmt = conn
+        .prepare(
+            "SELECT instance_id, event FROM history
+             WHERE event LIKE '%activity_completed%' OR event LIKE '%event_raised%'",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .expect("query history");
+    for row in rows {
+        let (instance, event) = row.expect("row");
+        let event: Value = serde_json::from_str(&event).expect("history event JSON");
+        match event["type"].as_str() {
+            Some("activity_completed") => {
+                let handle = event["handle"].as_u64().expect("handle");
+                let key = format!("{instance}/{handle}");
+                let output = event["output"].as_str().expect("output");
+                let output = serde_json::from_str(output).expect("output JSON");
+                snap.completion_rows += 1;
+                snap.completed.insert(key.clone());
+                snap.outputs.insert(key, output);
+            }
+            Some("event_raised") => {
+                let payload = event["payload"].as_str().expect("payload");
+                let payload: Value = serde_json::from_str(payload).expect("payload JSON");
+                let tag = payload["raise"].as_str().unwrap_or_default().to_string();
+                snap.raised.insert((instance, tag));
+            }
+            _ => {}
+        }
+    }
+    // Rows, not keys: a call completed twice is two rows under one key.
+    let mut stmt = conn
+        .prepare(
+            "SELECT instance_id || '/' || json_extract(event, '$.handle'), count(*) FROM history
+             WHERE json_extract(event, '$.type') = 'activity_completed'
+             GROUP BY instance_id, json_extract(event, '$.handle') HAVING count(*) > 1",
+        )
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+        .expect("query repeated completions");
+    snap.completed_more_than_once = rows.map(|r| r.expect("row")).collect();
+    snap
+}
+
+/// Whether the call with idempotency key `{instance}/{handle}` has its completion recorded.
+pub fn is_recorded(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<bool> {
+    let (instance, handle) = key.rsplit_once('/').expect("key is {instance}/{handle}");
+    let handle: i64 = handle.parse().expect("handle is a number");
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM history WHERE instance_id = ?1
+             AND json_extract(event, '$.type') = 'activity_completed'
+             AND json_extract(event, '$.handle') = ?2)",
+        rusqlite::params![instance, handle],
+        |r| r.get(0),
+    )
+}
+
+/// What the ledger holds that the database does not, and what it holds twice or lost since
+/// the snapshot `before`.
+pub fn lost(
+    ledger: &Ledger,
+    snap: &Snapshot,
+    before: Option<&Snapshot>,
+    when: &str,
+) -> Vec<String> {
+    let starts = ledger
+        .starts
+        .iter()
+        .filter(|id| !snap.instances.contains(*id))
+        .map(|id| format!("{when}: the acknowledged start of {id} is not in the database"));
+    let events = ledger
+        .events
+        .iter()
+        .filter(|e| !snap.raised.contains(*e))
+        .map(|(id, tag)| format!("{when}: the acknowledged event {tag} is not in {id}'s history"));
+    let gone = before
+        .into_iter()
+        .flat_map(|b| b.completed.difference(&snap.completed))
+        .map(|key| format!("{when}: the completion of {key} recorded earlier is gone"));
+    let twice = snap
+        .completed_more_than_once
+        .iter()
+        .map(|(key, n)| format!("{when}: {key} has {n} activity_completed rows"));
+    starts.chain(events).chain(gone).chain(twice).collect()
+}
+
+/// What the kills did.
+#[derive(Default)]
+pub struct Kills {
+    /// How many incarnations were killed.
+    pub count: u64,
+    /// The database when the last one had been killed.
+    pub previous: Option<Snapshot>,
+    /// For each recorded completion, the first incarnation by whose kill it was recorded
+    /// (none is ever gone again: checked after each kill).
+    pub recorded_in: HashMap<String, u64>,
+    /// The hits held unanswered while their incarnation was killed.
+    pub held: Vec<Hit>,
+    /// Kills that were to wait for an activity in flight and found none in [`HOLD_WAIT`].
+    pub nothing_in_flight: usize,
+    /// Lost work found after a kill.
+    pub lost: Vec<String>,
+}
+
+/// Drives the plans while crashing the host `kills` times: `crash` kills it (SIGKILL, or a
+/// power cut), and it is restarted on what survived.
+pub async fn run_load(
+    weft: &mut Weft,
+    effects: &EffectsServer,
+    client: &Arc<Client>,
+    plans: &[Plan],
+    kills: usize,
+    rng: &mut Rng,
+    crash: &mut dyn FnMut(&mut Weft),
+) -> Kills {
+    let mut done = Kills::default();
+    let mut launched = 0;
+    // The clients run as local tasks on this thread: the kit's polling helpers take async
+    // closures, whose futures rustc cannot yet prove `Send` for `tokio::spawn`. They pause while
+    // the host is killed and restarted, which is when they could not reach it anyway. Starting,
+    // killing and restarting the process block this thread (the test's own, not one of the
+    // runtime's workers): the effects server keeps serving on the workers meanwhile.
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut tasks = Vec::new();
+            for round in 0..kills {
+                let in_flight = rng.range(0, 1) == 0;
+                if in_flight {
+                    // The next activity to report its effect is held unanswered, so it cannot
+                    // return: this kill lands while it is in flight.
+                    effects.hold_next();
+                }
+                // This round's share of the load joins what is still going.
+                let due = plans.len() * (round + 1) / kills;
+                while launched < due {
+                    let plan = plans[launched].clone();
+                    tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
+                    launched += 1;
+                }
+                // A random moment: this sleep picks when the kill lands, it waits for nothing.
+                tokio::time::sleep(Duration::from_millis(rng.range(20, 250))).await;
+                let mut held = None;
+                if in_flight {
+                    // Usually held by now; else the kill waits for the next activity.
+                    held = effects.held(HOLD_WAIT).await;
+                    done.nothing_in_flight += usize::from(held.is_none());
+                }
+                crash(weft);
+                effects.release();
+                done.held.extend(held);
+                let incarnation = effects.incarnation();
+                effects.next_incarnation();
+                // Read after the kill: everything in it was acknowledged by a process now dead.
+                let ledger = client.ledger();
+                let snap = snapshot(&weft.db());
+                let when = format!("after kill {}", round + 1);
+                done.lost
+                    .extend(lost(&ledger, &snap, done.previous.as_ref(), &when));
+                assert_eq!(done.count, incarnation);
+                for key in &snap.completed {
+                    done.recorded_in.entry(key.clone()).or_insert(incarnation);
+                }
+                done.count += 1;
+                done.previous = Some(snap);
+                weft.set_env("EffectsIncarnation", &(incarnation + 1).to_string());
+                weft.restart();
+            }
+            while launched < plans.len() {
+                let plan = plans[launched].clone();
+                tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
+                launched += 1;
+            }
+            for task in tasks {
+                task.await.expect("a client task failed");
+            }
+        })
+        .await;
+    done
+}
+
+/// The figures of the effects checks.
+pub struct Effects {
+    pub duplicates: usize,
+    /// Calls that ran more than once.
+    pub reruns: usize,
+    pub extra_runs: usize,
+    /// Runs repeated by one incarnation.
+    pub same_incarnation: usize,
+    /// Hits that arrived after the process that sent them was killed.
+    pub late: usize,
+}
+
+/// Checks 4 to 6 over every effect the server saw.
+pub fn check_effects(
+    hits: &[Hit],
+    kills: &Kills,
+    last: &Snapshot,
+    problems: &mut Vec<String>,
+) -> Effects {
+    let recorded_in = &kills.recorded_in;
+    let mut duplicates = 0;
+    for hit in hits {
+        let (key, n) = (hit.key.as_str(), hit.incarnation);
+        if hit.already_recorded.is_none() {
+            problems.push(format!(
+                "{key}: could not tell whether its completion was recorded as its effect arrived"
+            ));
+        }
+        let already_recorded = hit.already_recorded == Some(true);
+        // The process that sent it was running then, or had recorded that completion itself.
+        let own = n == hit.arrived_in || recorded_in.get(key).is_some_and(|&i| i <= n);
+        let problem = match recorded_in.get(key) {
+            Some(&i) if i < n => format!(
+                "{key} ({}) ran in incarnation {n} although its completion was recorded by the \
+                 end of incarnation {i}",
+                hit.activity
+            ),
+            _ if already_recorded && own => format!(
+                "{key} ({}) ran in incarnation {n} after its completion was recorded (the \
+                 database held it when the effect arrived, in incarnation {})",
+                hit.activity, hit.arrived_in
+            ),
+            _ => continue,
+        };
+        duplicates += 1;
+        problems.push(problem);
+    }
+    let mut runs: HashMap<&str, usize> = HashMap::new();
+    let mut per_incarnation: HashMap<(&str, u64), usize> = HashMap::new();
+    for hit in hits {
+        *runs.entry(hit.key.as_str()).or_default() += 1;
+        *per_incarnation
+            .entry((hit.key.as_str(), hit.incarnation))
+            .or_default() += 1;
+        // 6. No effect without a completion.
+        if !last.completed.contains(&hit.key) {
+            problems.push(format!(
+                "{} ({}) made its effect in incarnation {}, yet no completion of it is recorded",
+                hit.key, hit.activity, hit.incarnation
+            ));
+        }
+    }
+    // Every recorded completion had its effect.
+    for key in &last.completed {
+        if !runs.contains_key(key.as_str()) {
+            problems.push(format!(
+                "{key} completed without reaching the effects server"
+            ));
+        }
+    }
+    // 5. Kills landed while activities were in flight, and those ran again.
+    for held in &kills.held {
+        let again = hits
+            .iter()
+            .any(|h| h.key == held.key && h.incarnation > held.incarnation);
+        if !again {
+            problems.push(format!(
+                "{} ({}) was in flight when incarnation {} was killed, yet never ran again",
+                held.key, held.activity, held.incarnation
+            ));
+        }
+    }
+    if kills.count > 1 && kills.held.is_empty() {
+        problems.push("no kill landed while an activity was in flight".into());
+    }
+    Effects {
+        duplicates,
+        reruns: runs.values().filter(|&&n| n > 1).count(),
+        extra_runs: runs.values().map(|n| n - 1).sum(),
+        same_incarnation: per_incarnation.values().map(|n| n - 1).sum(),
+        late: hits.iter().filter(|h| h.arrived_in > h.incarnation).count(),
+    }
+}
+
+/// Checks 1 to 6 once the load has run (every instance is awaited); prints the figures line
+/// (`{label}: kills=… lost=… …`). The problems, the lost work, and the final ledger.
+#[allow(clippy::too_many_arguments, reason = "one call per torture test")]
+pub async fn verdict(
+    weft: &Weft,
+    effects: &EffectsServer,
+    client: &Client,
+    plans: &[Plan],
+    done: &Kills,
+    seed: u64,
+    kills: usize,
+    began: tokio::time::Instant,
+    label: &str,
+) -> (Vec<String>, Vec<String>, Ledger) {
+    // 2. Every instance reaches its expected output.
+    let mut problems: Vec<String> = Vec::new();
+    for plan in plans {
+        let status = weft.finished(&plan.id).await;
+        if status["runtimeStatus"] != "Completed" || status["output"] != plan.expected_output() {
+            problems.push(format!(
+                "{} ended {} with output {} (expected {}): {}",
+                plan.id,
+                status["runtimeStatus"],
+                status["output"],
+                plan.expected_output(),
+                status["failure"]
+            ));
+        }
+    }
+
+    // 1. Nothing acknowledged is lost, at the end either; 3. each call completed once.
+    let ledger = client.ledger();
+    let last = snapshot(&weft.db());
+    let mut lost_work = done.lost.clone();
+    lost_work.extend(lost(&ledger, &last, done.previous.as_ref(), "at the end"));
+    let expected_activities: usize = plans.iter().map(Plan::activities).sum();
+    if last.completion_rows != expected_activities {
+        problems.push(format!(
+            "{} activity_completed rows ({} calls) recorded, {expected_activities} scheduled by \
+             the plan",
+            last.completion_rows,
+            last.completed.len()
+        ));
+    }
+
+    // The codes were derived from `{instance}/{handle}`: the idempotency key the activity saw
+    // is the key the completions are matched by.
+    for (key, output) in &last.outputs {
+        if key.starts_with("verify-") && output.as_u64() != Some(code_for(key)) {
+            problems.push(format!(
+                "send-code for {key} returned {output}, not the code for that idempotency key"
+            ));
+        }
+    }
+
+    // 4 to 6: no run after a recorded completion, kills in flight, no effect without a
+    // completion. The server has seen every effect: every call has completed.
+    let hits = effects.hits();
+    let figures = check_effects(&hits, done, &last, &mut problems);
+
+    println!(
+        "{label}: kills={kills} instances={} events={} lost={} duplicate_effects={} reruns={} \
+         (extra runs {}, {} within one incarnation, {} arrived after their process was killed) \
+         held={} (kills that found nothing in flight: {}) activities={} effects={} seed={seed} \
+         wall={:.1}s",
+        ledger.starts.len(),
+        ledger.events.len(),
+        lost_work.len(),
+        figures.duplicates,
+        figures.reruns,
+        figures.extra_runs,
+        figures.same_incarnation,
+        figures.late,
+        done.held.len(),
+        done.nothing_in_flight,
+        last.completion_rows,
+        hits.len(),
+        began.elapsed().as_secs_f64()
+    );
+    (problems, lost_work, ledger)
+}
