@@ -156,6 +156,11 @@ async fn bad_locations_and_sqlite_only_flags_are_refused_clearly() {
         stderr.contains("unknown database scheme 'mysql://'"),
         "{stderr}"
     );
+    let stderr = refused_start("postgres://weft@127.0.0.1:1/weft", &[]);
+    assert!(
+        stderr.contains("cannot reach PostgreSQL") && stderr.contains("Connection refused"),
+        "{stderr}"
+    );
     let unreachable = server().url("no_such_database");
     let stderr = refused_start(&unreachable, &[]);
     assert!(

@@ -374,3 +374,32 @@ pub trait ManageStore: Send + Sync {
     /// The readiness probe: a read and a write that must commit.
     async fn probe(&self) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Location;
+
+    #[test]
+    fn a_location_is_a_path_a_sqlite_url_or_a_postgres_url_and_shows_no_password() {
+        assert_eq!(
+            "weft.db".parse::<Location>(),
+            Ok(Location::Sqlite("weft.db".into()))
+        );
+        assert_eq!(
+            "sqlite:///var/weft.db".parse::<Location>(),
+            Ok(Location::Sqlite("/var/weft.db".into()))
+        );
+        let url = "postgres://weft:secret@db:5432/weft";
+        let pg: Location = url.parse().unwrap();
+        assert_eq!(pg, Location::Postgres(url.into()));
+        assert_eq!(pg.to_string(), "postgres://…@db:5432/weft");
+        assert!(
+            "postgresql://db/weft"
+                .parse::<Location>()
+                .is_ok_and(|l| matches!(l, Location::Postgres(_)))
+        );
+        let err = "mysql://db/weft".parse::<Location>().unwrap_err();
+        assert!(err.contains("unknown database scheme 'mysql://'"), "{err}");
+        assert!("sqlite://".parse::<Location>().is_err());
+    }
+}

@@ -158,11 +158,19 @@ pub enum OpenError {
     Taken,
 }
 
+/// What PostgreSQL or the connection said, with its causes ("error connecting to server:
+/// Connection refused").
 fn connect_error(e: tokio_postgres::Error) -> OpenError {
-    match e.as_db_error() {
-        Some(db) => OpenError::Connect(format!("{}: {}", db.code().code(), db.message())),
-        None => OpenError::Connect(e.to_string()),
+    if let Some(db) = e.as_db_error() {
+        return OpenError::Connect(format!("{}: {}", db.code().code(), db.message()));
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    OpenError::Connect(text)
 }
 
 /// The session advisory lock of the node serving the database, held on a connection of its

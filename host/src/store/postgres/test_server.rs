@@ -118,14 +118,7 @@ impl PgServer {
             .port();
         let log_path = dir.join("server.log");
         let log = std::fs::File::create(&log_path).map_err(|e| format!("server log: {e}"))?;
-        let mut shell = if root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", "sh"]);
-            c
-        } else {
-            Command::new("sh")
-        };
-        let child = shell
+        let child = as_server_user(Path::new("sh"), root)
             .args(["-c", WATCHDOG, "sh"])
             .arg(&dir)
             .arg(bin.join("postgres"))
