@@ -11,6 +11,8 @@ use weft::store::{PostgresStore, SqliteStore, Store, Synchronous};
 pub enum BenchDb {
     Sqlite(PathBuf),
     Postgres {
+        url: String,
+        sync: Synchronous,
         client: tokio_postgres::Client,
         connection: tokio::task::JoinHandle<()>,
     },
@@ -67,9 +69,25 @@ impl BenchDb {
         drop(admin);
         let _ = task.await;
         let url = with_database(url, &db)?;
-        let store = Arc::new(PostgresStore::open(&url, sync).await?);
+        let store = Arc::new(PostgresStore::open(&url, sync, "bench-1").await?);
         let (client, connection) = connect(&url).await?;
-        Ok((Self::Postgres { client, connection }, store))
+        let db = Self::Postgres {
+            url,
+            sync,
+            client,
+            connection,
+        };
+        Ok((db, store))
+    }
+
+    /// A store for one more node (`bench-N`) on the same PostgreSQL database.
+    pub async fn another(&self, n: usize) -> anyhow::Result<Arc<dyn Store>> {
+        match self {
+            Self::Sqlite(_) => anyhow::bail!("several nodes need a PostgreSQL database (--db)"),
+            Self::Postgres { url, sync, .. } => Ok(Arc::new(
+                PostgresStore::open(url, *sync, &format!("bench-{n}")).await?,
+            )),
+        }
     }
 
     /// The count a `SELECT count(*) …` answers.

@@ -27,6 +27,9 @@ pub struct Options {
     pub synchronous: Synchronous,
     /// A PostgreSQL server (`postgres://…`) to run on instead of SQLite files.
     pub postgres: Option<String>,
+    /// Nodes sharing the database (PostgreSQL): `sequence` and `http` spread their starts over
+    /// them, and `event` raises each event through another node than the one running it.
+    pub nodes: usize,
     pub sequence: usize,
     pub concurrency: usize,
     pub fanout: usize,
@@ -45,6 +48,7 @@ impl Options {
             components,
             synchronous,
             postgres: None,
+            nodes: 1,
             sequence: 5_000,
             concurrency: 200,
             fanout: 1_000,
@@ -75,9 +79,11 @@ impl Options {
     }
 }
 
-/// A fresh host on its own database.
+/// A fresh host on its own database, with the other nodes sharing it.
 struct Env {
     runtime: Runtime,
+    /// Every node, `runtime` first.
+    nodes: Vec<Runtime>,
     db: BenchDb,
 }
 
@@ -91,13 +97,45 @@ impl Env {
         let mut settings = Settings::default();
         tweak(&mut settings);
         let cache = std::env::temp_dir().join("weft-bench-cache");
-        let runtime = Runtime::new(store, Arc::new(SystemClock), Some(cache), settings).await?;
-        runtime
-            .register_dir(&opts.components)
-            .await
-            .with_context(|| format!("registering {}", opts.components.display()))?;
-        runtime.recover().await?;
-        Ok(Self { runtime, db })
+        let mut nodes = Vec::new();
+        for n in 1..=opts.nodes.max(1) {
+            let store = if n == 1 {
+                store.clone()
+            } else {
+                db.another(n).await?
+            };
+            let clock = Arc::new(SystemClock);
+            let runtime = Runtime::new(store, clock, Some(cache.clone()), settings.clone()).await?;
+            if n == 1 {
+                runtime
+                    .register_dir(&opts.components)
+                    .await
+                    .with_context(|| format!("registering {}", opts.components.display()))?;
+            }
+            runtime.recover().await?;
+            nodes.push(runtime);
+        }
+        let runtime = nodes[0].clone();
+        Ok(Self { runtime, nodes, db })
+    }
+
+    /// The node the `i`th request goes to.
+    fn node(&self, i: usize) -> &Runtime {
+        &self.nodes[i % self.nodes.len()]
+    }
+
+    /// Announces every instance that ends, on any node.
+    fn subscribe_finished(&self) -> broadcast::Receiver<(InstanceId, RuntimeStatus)> {
+        let (tx, rx) = broadcast::channel(1 << 16);
+        for node in &self.nodes {
+            let (mut from, tx) = (node.subscribe_finished(), tx.clone());
+            tokio::spawn(async move {
+                while let Ok(done) = from.recv().await {
+                    let _ = tx.send(done);
+                }
+            });
+        }
+        rx
     }
 
     async fn count(&self, sql: &str) -> anyhow::Result<i64> {
@@ -162,14 +200,14 @@ fn rss_bytes() -> u64 {
 
 async fn sequence(opts: &Options) -> anyhow::Result<(Value, f64)> {
     let env = Env::new(opts, "sequence", |_| {}).await?;
-    let rt = env.runtime.clone();
+    let nodes = env.nodes.clone();
     let n = opts.sequence;
-    let mut done = rt.subscribe_finished();
+    let mut done = env.subscribe_finished();
     let permits = Arc::new(Semaphore::new(opts.concurrency));
     let started: Arc<std::sync::Mutex<HashMap<InstanceId, Instant>>> = Arc::default();
     let t0 = Instant::now();
     let starter = {
-        let (rt, permits, started) = (rt.clone(), permits.clone(), started.clone());
+        let (permits, started) = (permits.clone(), started.clone());
         tokio::spawn(async move {
             // Starts run side by side (a client with many connections), up to the concurrency.
             let mut starts = tokio::task::JoinSet::new();
@@ -177,7 +215,7 @@ async fn sequence(opts: &Options) -> anyhow::Result<(Value, f64)> {
                 permits.acquire().await?.forget();
                 let id: InstanceId = format!("seq-{i}").parse()?;
                 started.lock().unwrap().insert(id.clone(), Instant::now());
-                let rt = rt.clone();
+                let rt = nodes[i % nodes.len()].clone();
                 starts
                     .spawn(async move { rt.start("hello-sequence", &Value::Null, Some(id)).await });
                 while let Some(r) = starts.try_join_next() {
@@ -256,9 +294,10 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
         m as i64,
     )
     .await?;
-    let url = serve_api(&rt).await?;
+    // With several nodes, the event goes through another node than the one running the instance.
+    let url = serve_api(env.node(1)).await?;
     let client = reqwest::Client::new();
-    let mut done = rt.subscribe_finished();
+    let mut done = env.subscribe_finished();
     let mut latencies = Vec::with_capacity(m);
     for i in 0..m {
         let id: InstanceId = format!("ev-{i}").parse()?;
@@ -322,7 +361,11 @@ async fn start_and_wait(client: &reqwest::Client, url: &str) -> anyhow::Result<D
 /// (throughput).
 async fn http(opts: &Options) -> anyhow::Result<(Value, Value)> {
     let env = Env::new(opts, "http", |_| {}).await?;
-    let url = serve_api(&env.runtime).await?;
+    let mut urls = Vec::new();
+    for node in &env.nodes {
+        urls.push(serve_api(node).await?);
+    }
+    let url = urls[0].clone();
     let client = reqwest::Client::new();
     let mut latencies = Vec::with_capacity(opts.http);
     for _ in 0..opts.http {
@@ -337,8 +380,8 @@ async fn http(opts: &Options) -> anyhow::Result<(Value, Value)> {
     let per_client = (opts.http * 4).div_ceil(HTTP_CLIENTS);
     let t0 = Instant::now();
     let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..HTTP_CLIENTS {
-        let (client, url) = (client.clone(), url.clone());
+    for i in 0..HTTP_CLIENTS {
+        let (client, url) = (client.clone(), urls[i % urls.len()].clone());
         clients.spawn(async move {
             for _ in 0..per_client {
                 start_and_wait(&client, &url).await?;
@@ -474,7 +517,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     } else {
         "sqlite"
     };
-    let mut report = json!({ "synchronous": synchronous, "backend": backend });
+    let mut report = json!({ "synchronous": synchronous, "backend": backend, "nodes": opts.nodes });
     // The raw append rate is measured on SQLite's settings; on PostgreSQL the server's own
     // tools (pgbench) say what it allows.
     if opts.wants("limit") && opts.postgres.is_none() {
@@ -515,8 +558,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
 /// The report as a table for people.
 pub fn table(r: &Value) -> String {
     let mut out = format!(
-        "weft bench ({}, synchronous={})\n",
+        "weft bench ({}, {} node(s), synchronous={})\n",
         r["backend"].as_str().unwrap_or("?"),
+        r["nodes"].as_u64().unwrap_or(1),
         r["synchronous"].as_str().unwrap_or("?")
     );
     let line = |out: &mut String, name: &str, figures: String| {

@@ -131,6 +131,10 @@ enum Command {
         /// a fresh database `weft_bench_SCENARIO`) instead of temporary SQLite files.
         #[arg(long)]
         db: Option<String>,
+        /// Nodes sharing the PostgreSQL database, in this process: `sequence` and `http` spread
+        /// their starts over them, `event` raises through another node than the running one.
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
         /// Instances in `sequence`.
         #[arg(long)]
         sequence: Option<usize>,
@@ -363,11 +367,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             scenarios,
             synchronous,
             db,
+            nodes,
             sequence,
             waiting,
             concurrency,
         } => {
             let mut opts = crate::bench::Options::full(components, synchronous);
+            if nodes == 0 || (nodes > 1 && db.is_none()) {
+                anyhow::bail!("--nodes takes 1, or more with --db postgres://…");
+            }
+            opts.nodes = nodes;
             match db.map(|d| d.parse::<weft::store::Location>()) {
                 None => {}
                 Some(Ok(weft::store::Location::Postgres(url))) => opts.postgres = Some(url),

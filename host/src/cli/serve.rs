@@ -55,6 +55,15 @@ pub(super) struct ServeArgs {
     /// nothing (default: no limit but the disk's).
     #[arg(long)]
     max_db_size: Option<u64>,
+    /// This node's name among the nodes sharing a PostgreSQL database (letters, digits, `.`,
+    /// `_`, `-`; default: host name and process id). A node restarted with the same name
+    /// takes back the instances it held.
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Seconds this node's leases last without being renewed (PostgreSQL): a node that dies
+    /// or freezes loses its instances to the others after this long.
+    #[arg(long, default_value_t = 10.0)]
+    lease: f64,
     #[command(flatten)]
     limits: GuestLimits,
 }
@@ -101,9 +110,17 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
     if l.max_history < 10 || l.max_payload < 1024 {
         bail!("--max-history must be at least 10 and --max-payload at least 1024");
     }
-    let store: Arc<dyn Store> = weft::store::open(&args.db, args.synchronous, args.max_db_size)
-        .await
-        .with_context(|| format!("opening {}", args.db))?;
+    if !(args.lease.is_finite() && (0.5..=3600.0).contains(&args.lease)) {
+        bail!("--lease must be a number of seconds from 0.5 to 3600");
+    }
+    let node = args.node_id.clone().unwrap_or_else(default_node_id);
+    let store: Arc<dyn Store> =
+        weft::store::open(&args.db, args.synchronous, args.max_db_size, &node)
+            .await
+            .with_context(|| format!("opening {}", args.db))?;
+    if store.shared() {
+        tracing::info!("node {node} on {}", args.db);
+    }
     let clock: Arc<dyn Clock> = if args.manual_clock {
         let start = match &args.start_time {
             Some(t) => weft::clock::parse_rfc3339(t)
@@ -168,6 +185,7 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
         max_memory: limits.max_memory << 20,
         max_history: limits.max_history,
         max_payload: limits.max_payload,
+        lease: Duration::from_secs_f64(args.lease),
     };
     let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;
     if let Some(dir) = &args.components {
@@ -196,4 +214,19 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
         })
         .await?;
     Ok(())
+}
+
+/// This host's name and this process's id, as a node name.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect();
+    let host = if host.is_empty() { "weft".into() } else { host };
+    format!("{host}-{}", std::process::id())
 }

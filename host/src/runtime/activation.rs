@@ -56,6 +56,8 @@ pub struct Activation {
     mailbox: mpsc::Receiver<()>,
     /// The last history position read from the store.
     seen: u64,
+    /// The lease this node holds on the instance, which its commits carry.
+    lease: Option<u64>,
     /// Only replay, to check the code against the history: stop at the first live call.
     check_only: bool,
 }
@@ -70,6 +72,10 @@ enum Exit {
     Continue(mpsc::Receiver<()>),
     /// A failure outside the orchestration's control; try again later.
     Retry(mpsc::Receiver<()>),
+    /// Another node holds the instance (and was told to look at it).
+    Elsewhere(mpsc::Receiver<()>),
+    /// Another node took the instance over: what this activation did is dropped.
+    Fenced(mpsc::Receiver<()>),
 }
 
 /// The actor of one instance: runs activations until the instance ends or idles out.
@@ -79,12 +85,26 @@ pub(super) async fn actor(rt: Runtime, id: InstanceId, mut mailbox: mpsc::Receiv
             Exit::Done => {
                 let mut dummy = mpsc::channel(1).1;
                 rt.retire(&id, &mut dummy);
+                rt.forget_lease(&id);
                 return;
             }
             Exit::Idle(mut rx) => {
+                rt.let_go(&id).await;
                 if rt.retire(&id, &mut rx) {
                     return;
                 }
+                mailbox = rx;
+            }
+            Exit::Elsewhere(mut rx) => {
+                if rt.retire(&id, &mut rx) {
+                    return;
+                }
+                mailbox = rx;
+            }
+            Exit::Fenced(rx) => {
+                tracing::info!(instance = %id, "another node took the instance over");
+                rt.forget_lease(&id);
+                // The next activation finds the holder and tells it what this node was told.
                 mailbox = rx;
             }
             Exit::Continue(rx) => mailbox = rx,
@@ -99,6 +119,18 @@ pub(super) async fn actor(rt: Runtime, id: InstanceId, mut mailbox: mpsc::Receiv
 /// Loads the instance, replays its history into a fresh wasm instance and runs it live until it
 /// ends or idles out.
 async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) -> Exit {
+    let lease = match rt.hold(id).await {
+        Ok(super::cluster::Holding::Held { epoch, .. }) => epoch,
+        Ok(super::cluster::Holding::Elsewhere(node)) => {
+            rt.forward(&node, crate::store::Notice::Attend(id.clone()));
+            return Exit::Elsewhere(mailbox);
+        }
+        Ok(super::cluster::Holding::Missing) => return Exit::Done,
+        Err(e) => {
+            tracing::error!(instance = %id, "cannot take the instance's lease: {e}");
+            return Exit::Retry(mailbox);
+        }
+    };
     let history = match rt.store().history(id.clone(), 0).await {
         Ok(h) => h,
         Err(e) => {
@@ -129,13 +161,13 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
         Ok(l) => l,
         Err(e) => {
             let message = format!("cannot load component {}: {e}", digest.short());
-            return finish_failed(rt, id, message, mailbox).await;
+            return finish_failed(rt, id, message, lease, mailbox).await;
         }
     };
     if run.recorded_calls() > 0 {
         tracing::info!(instance = %id, "replaying {} recorded calls", run.recorded_calls());
     }
-    let (activation, result) = run_guest(rt, id, &loaded, start, run, mailbox, false).await;
+    let (activation, result) = run_guest(rt, id, &loaded, start, run, mailbox, Some(lease)).await;
     if let Err(e) = &result
         && crate::wasm::is_pool_exhausted(e)
     {
@@ -149,6 +181,9 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
             Ok(Stop::Moved) => Exit::Continue(activation.mailbox),
             Ok(Stop::CaughtUp) => unreachable!("only a check stops when it catches up"),
             Ok(Stop::Ended | Stop::Shutdown) => Exit::Done,
+            Ok(Stop::Store(crate::store::StoreError::Fenced(_))) => {
+                Exit::Fenced(activation.mailbox)
+            }
             Ok(Stop::Store(e)) => {
                 tracing::error!(instance = %id, "activation dropped: {e}");
                 Exit::Retry(activation.mailbox)
@@ -202,8 +237,11 @@ async fn run_guest(
     start: Start,
     run: RunState,
     mailbox: mpsc::Receiver<()>,
-    check_only: bool,
+    lease: Option<Option<u64>>,
 ) -> (Activation, wasmtime::Result<Result<String, String>>) {
+    // A check (no lease) records nothing.
+    let check_only = lease.is_none();
+    let lease = lease.flatten();
     let clock = OrchestrationClock::new(start.at);
     let seen = run.last_seq().unwrap_or(0);
     let activation = Activation {
@@ -218,6 +256,7 @@ async fn run_guest(
         mailbox,
         seen,
         check_only,
+        lease,
     };
     let settings = &rt.inner.settings;
     let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
@@ -263,7 +302,7 @@ pub(super) async fn check_replay(
     let next = history.last().map_or(0, |r| r.seq + 1);
     let run = RunState::from_history(&history);
     let (activation, result) =
-        run_guest(rt, id, loaded, start, run, mpsc::channel(1).1, true).await;
+        run_guest(rt, id, loaded, start, run, mpsc::channel(1).1, None).await;
     match result {
         Ok(_) if (activation.pos as usize) < activation.run.recorded_calls() => {
             Err(UsageError::FinishedEarly {
@@ -287,6 +326,7 @@ async fn finish_failed(
     rt: &Runtime,
     id: &InstanceId,
     message: String,
+    lease: Option<u64>,
     mailbox: mpsc::Receiver<()>,
 ) -> Exit {
     let commit = Commit {
@@ -294,6 +334,7 @@ async fn finish_failed(
             error: message.clone(),
         }],
         end: Some((RuntimeStatus::Failed, None, Some(message))),
+        lease,
         ..Commit::default()
     };
     match rt.store().commit(id.clone(), commit, rt.now()).await {
@@ -302,6 +343,7 @@ async fn finish_failed(
             Exit::Done
         }
         Ok(None) => Exit::Done,
+        Err(crate::store::StoreError::Fenced(_)) => Exit::Fenced(mailbox),
         Err(e) => {
             tracing::error!(instance = %id, "cannot record failure: {e}");
             Exit::Retry(mailbox)
@@ -367,6 +409,7 @@ impl Activation {
                     custom_status,
                     input,
                     seed,
+                    lease: self.lease,
                 },
                 now,
             )
@@ -382,6 +425,7 @@ impl Activation {
                 Exit::Continue(self.mailbox)
             }
             Ok(None) => Exit::Done,
+            Err(crate::store::StoreError::Fenced(_)) => Exit::Fenced(self.mailbox),
             Err(e) => {
                 tracing::error!(instance = %self.id, "cannot continue as new: {e}");
                 Exit::Retry(self.mailbox)
@@ -404,7 +448,8 @@ impl Activation {
     }
 
     async fn commit_end(mut self) -> Exit {
-        let commit = std::mem::take(&mut self.pending);
+        let mut commit = std::mem::take(&mut self.pending);
+        commit.lease = self.lease;
         let status = commit.end.as_ref().map(|(s, _, _)| *s);
         match self
             .rt
@@ -426,6 +471,7 @@ impl Activation {
                 }
                 Exit::Done
             }
+            Err(crate::store::StoreError::Fenced(_)) => Exit::Fenced(self.mailbox),
             Err(e) => {
                 tracing::error!(instance = %self.id, "cannot record the end: {e}");
                 Exit::Retry(self.mailbox)
@@ -512,7 +558,8 @@ impl Activation {
         if self.pending.events.is_empty() {
             return Ok(());
         }
-        let commit = std::mem::take(&mut self.pending);
+        let mut commit = std::mem::take(&mut self.pending);
+        commit.lease = self.lease;
         let activities = commit.activities.clone();
         let armed = !commit.timers.is_empty();
         let committed = self
@@ -537,6 +584,7 @@ impl Activation {
                 input: a.input,
                 attempt: 1,
                 digest: self.digest.clone(),
+                lease: self.lease,
             });
         }
         if armed {

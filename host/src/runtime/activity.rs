@@ -18,15 +18,26 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
     if let Err(e) = &result {
         tracing::info!(instance = %work.instance, activity = %work.name, "activity failed: {e}");
     }
-    match rt
+    let recorded = rt
         .store()
-        .complete_activity(work.instance.clone(), work.pos, result, rt.now())
-        .await
-    {
+        .complete_activity(
+            work.instance.clone(),
+            work.pos,
+            result,
+            work.lease,
+            rt.now(),
+        )
+        .await;
+    rt.finished_here(&work);
+    match recorded {
         Ok(CompleteOutcome::Recorded) => rt.wake(&work.instance),
         // A retry timer was armed.
         Ok(CompleteOutcome::Retrying(_)) => rt.inner.timers_changed.notify_one(),
         Ok(CompleteOutcome::Ignored) => {}
+        // Another node took the instance over; it runs the activity again.
+        Err(crate::store::StoreError::Fenced(_)) => {
+            tracing::info!(instance = %work.instance, activity = %work.name, "result dropped: another node holds the instance");
+        }
         // Not recorded: the activity stays pending and runs again after a restart.
         Err(e) => tracing::error!(instance = %work.instance, "cannot record activity result: {e}"),
     }

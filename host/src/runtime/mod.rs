@@ -8,6 +8,7 @@
 mod activation;
 mod activity;
 mod callbacks;
+mod cluster;
 mod completion;
 mod components;
 mod entities;
@@ -54,6 +55,8 @@ pub struct Settings {
     pub max_history: usize,
     /// The largest payload (input, output, state) an orchestration or activity may produce.
     pub max_payload: usize,
+    /// On a shared store: how long this node's leases last without being renewed.
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             max_memory: crate::wasm::MAX_GUEST_MEMORY,
             max_history: 100_000,
             max_payload: 1 << 20,
+            lease: Duration::from_secs(10),
         }
     }
 }
@@ -146,6 +150,8 @@ struct Inner {
     entity_workers: Mutex<HashMap<EntityKey, entities::Again>>,
     /// Instances moved to another component that their actor has not noticed yet.
     moved: Mutex<std::collections::HashSet<InstanceId>>,
+    /// The leases this node holds on a shared store.
+    leases: cluster::Leases,
 }
 
 /// An instance's status, with its history when asked for.
@@ -176,6 +182,7 @@ impl Runtime {
         .concat();
         let key = store.secret("callback-hmac", fresh).await?;
         let signer = callbacks::Signer::new(key, &settings.public_url);
+        let leases = cluster::Leases::new(store.shared());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -189,6 +196,7 @@ impl Runtime {
                 finished: tokio::sync::broadcast::channel(1 << 16).0,
                 entity_workers: Mutex::new(HashMap::new()),
                 moved: Mutex::default(),
+                leases,
             }),
         })
     }
@@ -256,7 +264,9 @@ impl Runtime {
             .store
             .put_component(digest, bytes, again, self.now())
             .await?;
-        Ok(self.inner.components.publish(&loaded, true))
+        let registered = self.inner.components.publish(&loaded, true);
+        self.announce(crate::store::Notice::Deployed);
+        Ok(registered)
     }
 
     /// The digest new instances of orchestration `name` start on.
@@ -275,8 +285,16 @@ impl Runtime {
     }
 
     /// Picks up work after a (re)start: pending activities, timers, unfinished instances.
+    /// On a shared store, only the instances this node held before it restarted are resumed
+    /// here; those of other nodes are theirs, or taken over once their node's lease ran out.
     pub async fn recover(&self) -> Result<(), RuntimeError> {
         self.publish_stored().await?;
+        if self.inner.store.shared() {
+            self.join_cluster().await?;
+            let rt = self.clone();
+            tokio::spawn(async move { rt.timer_service().await });
+            return Ok(());
+        }
         for work in self.inner.store.pending_activities().await? {
             self.dispatch_activity(work);
         }
@@ -299,11 +317,13 @@ impl Runtime {
         input: &serde_json::Value,
         id: Option<InstanceId>,
     ) -> Result<(InstanceId, bool), RuntimeError> {
-        let digest = self
-            .inner
-            .components
-            .digest_for(name)
-            .ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
+        let mut digest = self.inner.components.digest_for(name);
+        if digest.is_none() && self.inner.store.shared() {
+            // Perhaps deployed through another node a moment ago.
+            self.publish_stored().await?;
+            digest = self.inner.components.digest_for(name);
+        }
+        let digest = digest.ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
         let id = id.unwrap_or_else(crate::history::new_instance_id);
         let now = self.now();
         let started = HistoryEvent::Started {
@@ -320,6 +340,8 @@ impl Runtime {
             .await?
         {
             CreateOutcome::Created => {
+                // A shared store gives a new instance to the node that creates it.
+                self.took(&id, 1);
                 self.wake(&id);
                 Ok((id, true))
             }
@@ -456,7 +478,13 @@ impl Runtime {
         input: &serde_json::Value,
     ) -> Result<(), RuntimeError> {
         if self.inner.components.entity_digest(&entity.name).is_none() {
-            return Err(RuntimeError::UnknownEntity(entity.name));
+            // Perhaps deployed through another node a moment ago.
+            if self.inner.store.shared() {
+                self.publish_stored().await?;
+            }
+            if self.inner.components.entity_digest(&entity.name).is_none() {
+                return Err(RuntimeError::UnknownEntity(entity.name));
+            }
         }
         let op = EntityOp {
             entity: entity.clone(),
@@ -597,6 +625,7 @@ impl Runtime {
             .clock
             .advance_to(at)
             .ok_or(RuntimeError::ClockNotManual)?;
+        self.announce(crate::store::Notice::Clock(now));
         let fired = self.fire_due_timers_now().await?;
         drop(firing);
         Ok((now, fired))
@@ -615,7 +644,7 @@ impl Runtime {
             self.wake(id);
         }
         for work in fired.retries {
-            self.dispatch_activity(work);
+            self.retry_activity(work);
         }
         Ok(fired.woken.len())
     }
@@ -645,8 +674,17 @@ impl Runtime {
                     None => std::future::pending().await,
                 }
             };
+            // Other nodes arm timers too (and may die before they fire them): look again.
+            let others = async {
+                if self.inner.store.shared() {
+                    tokio::time::sleep(self.sweep_interval()).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 () = sleep => {}
+                () = others => {}
                 () = self.inner.timers_changed.notified() => {}
             }
         }
@@ -684,8 +722,28 @@ impl Runtime {
         self.inner.finished.subscribe()
     }
 
+    /// Announces an instance's end here, and to the other nodes sharing the store.
     pub(crate) fn announce_finished(&self, id: &InstanceId, status: RuntimeStatus) {
         let _ = self.inner.finished.send((id.clone(), status));
+        self.announce(crate::store::Notice::Ended(id.clone(), status));
+    }
+
+    /// Whether the instance has an actor on this node.
+    fn is_hot(&self, id: &InstanceId) -> bool {
+        self.inner
+            .actors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// Makes the instance's actor replay its history at its next wake.
+    fn mark_moved(&self, id: &InstanceId) {
+        self.inner
+            .moved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone());
     }
 
     /// How many instances are in memory.
@@ -712,6 +770,9 @@ impl Runtime {
     }
 
     fn dispatch_activity(&self, work: ActivityWork) {
+        if !self.starts_here(&work) {
+            return;
+        }
         let rt = self.clone();
         tokio::spawn(async move { activity::run(rt, work).await });
     }

@@ -148,11 +148,8 @@ impl Runtime {
                 .await?
             {
                 tracing::info!(instance = %id, "moved from {} to {}", row.digest.short(), to.short());
-                self.inner
-                    .moved
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id.clone());
+                self.mark_moved(id);
+                self.announce(crate::store::Notice::Moved(id.clone()));
                 self.wake(id);
                 return Ok(row.digest);
             }

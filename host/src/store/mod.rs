@@ -2,12 +2,13 @@
 //! it persists what the domain (`weft-core`) decided and answers queries, and takes no
 //! decision of its own. It is made of one trait per concern so that a backend implements each
 //! in a file of its own: instances and their histories, work (activities and timers),
-//! components, entities, and management (suspend, listing, purging, the manual clock,
-//! secrets).
+//! components, entities, management (suspend, listing, purging, the manual clock, secrets),
+//! and leases between the nodes sharing a store.
 //!
 //! A backend is a folder here ([`sqlite`] is the embedded default, [`postgres`] the shared
-//! one); adding one means implementing the five traits, instantiating the [`conformance`]
-//! suite for it, and naming it in [`Location`].
+//! one); adding one means implementing the six traits (a single-node backend takes
+//! [`LeaseStore`]'s defaults), instantiating the [`conformance`] suite for it, and naming it in
+//! [`Location`].
 
 #[cfg(test)]
 #[macro_use]
@@ -44,6 +45,10 @@ pub enum StoreError {
     /// The store has stopped (the host is shutting down). Retriable elsewhere.
     #[error("the store is closed")]
     Closed,
+    /// This node no longer holds the instance's lease (another node took it over): nothing
+    /// was written; the holder goes on with the instance.
+    #[error("the lease on instance '{0}' is held by another node")]
+    Fenced(InstanceId),
 }
 
 impl StoreError {
@@ -108,11 +113,13 @@ pub enum OpenError {
 }
 
 /// Opens the store at `location`: `sync` is how durable a commit is when it returns;
-/// `max_size` (SQLite only) the most bytes the file may grow to.
+/// `max_size` (SQLite only) the most bytes the file may grow to; `node` this node's name
+/// among those sharing the store (PostgreSQL only).
 pub async fn open(
     location: &Location,
     sync: Synchronous,
     max_size: Option<u64>,
+    node: &str,
 ) -> Result<std::sync::Arc<dyn Store>, OpenError> {
     Ok(match location {
         Location::Sqlite(path) => {
@@ -124,14 +131,22 @@ pub async fn open(
                     "--max-db-size applies to SQLite only; limit a PostgreSQL database on the server",
                 ));
             }
-            std::sync::Arc::new(PostgresStore::open(url, sync).await?)
+            std::sync::Arc::new(PostgresStore::open(url, sync, node).await?)
         }
     })
 }
 
-/// The whole store: every concern's trait. Any type implementing the five is one.
+/// The whole store: every concern's trait. Any type implementing the six is one.
 pub trait Store:
-    InstanceStore + WorkStore + ComponentStore + EntityStore + ManageStore + Send + Sync + 'static
+    InstanceStore
+    + WorkStore
+    + ComponentStore
+    + EntityStore
+    + ManageStore
+    + LeaseStore
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -141,6 +156,7 @@ impl<T> Store for T where
         + ComponentStore
         + EntityStore
         + ManageStore
+        + LeaseStore
         + Send
         + Sync
         + 'static
@@ -224,11 +240,14 @@ pub trait InstanceStore: Send + Sync {
 pub trait WorkStore: Send + Sync {
     /// Records an activity's result, once, as [`weft_core::attempts::settle`] decides: the
     /// result, or a failed attempt and a retry timer.
+    /// With `lease`, a shared store refuses ([`StoreError::Fenced`]) the result if another
+    /// node holds the instance's lease now, or this node with another epoch.
     async fn complete_activity(
         &self,
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
+        lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError>;
 
@@ -373,6 +392,98 @@ pub trait ManageStore: Send + Sync {
 
     /// The readiness probe: a read and a write that must commit.
     async fn probe(&self) -> Result<(), StoreError>;
+}
+
+/// How a node stands with an instance's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This node holds it, with this epoch; `fresh` when it took it from another node (or from
+    /// an earlier run of itself): then the work the instance had in flight runs again here.
+    Held { epoch: u64, fresh: bool },
+    /// Another live node holds it.
+    Elsewhere(String),
+    /// There is no such instance.
+    Missing,
+}
+
+/// What one node tells another (or all) through a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Look at this instance: something was recorded for it (an event, a result, a fired
+    /// timer, a retry due) that its holder must act on.
+    Attend(InstanceId),
+    /// This instance was moved to another component: its holder replays it there.
+    Moved(InstanceId),
+    /// A component was deployed: load the stored ones again.
+    Deployed,
+    /// The manual clock was moved forward to this time.
+    Clock(Millis),
+    /// This instance ended so (for those waiting for its end on other nodes).
+    Ended(InstanceId, crate::history::RuntimeStatus),
+    /// Notices may have been missed (the store's listening connection was lost): look at
+    /// everything held again.
+    Missed,
+}
+
+/// Leases: on a store several nodes share, which node executes an instance. Every unfinished
+/// instance that is in memory somewhere, or has work in flight, is held by one node, with an
+/// epoch that grows at each change of holder; commits carry it and are refused once it has
+/// changed (fencing). A node keeps its leases by renewing its own, in one write for all; a node
+/// that stops renewing for the lease's length loses them to whoever claims. Single-node
+/// backends (SQLite) hold every lease themselves: these defaults.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Whether several nodes may share this store.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Renews this node's lease for `lease` from now (the database's time).
+    async fn renew(&self, _lease: std::time::Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Takes the lease of an instance for this node, unless another live node holds it.
+    async fn claim(&self, _id: InstanceId) -> Result<Claim, StoreError> {
+        Ok(Claim::Held {
+            epoch: 0,
+            fresh: false,
+        })
+    }
+
+    /// Lets go of an instance's lease (it left memory with nothing in flight), if this node
+    /// still holds it with `epoch`.
+    async fn release(&self, _id: InstanceId, _epoch: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Takes over at most `limit` unfinished instances held by nodes whose lease ran out and,
+    /// with `mine`, those this node's name held before it (re)started: with their new epochs.
+    async fn claim_orphans(
+        &self,
+        _mine: bool,
+        _limit: usize,
+    ) -> Result<Vec<(InstanceId, u64)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// An instance's activities to run (see [`WorkStore::pending_activities`]).
+    async fn pending_activities_of(
+        &self,
+        _id: InstanceId,
+    ) -> Result<Vec<ActivityWork>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Sends a notice to node `to`, or to every other node.
+    async fn notify(&self, _to: Option<&str>, _notice: Notice) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The notices sent to this node, once (later calls get `None`).
+    fn notices(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<Notice>> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct Commit {
     pub entity_ops: Vec<EntityOp>,
     /// The run's end: status plus output or failure. Pending work is dropped with it.
     pub end: Option<(RuntimeStatus, Option<String>, Option<String>)>,
+    /// The lease (its epoch) the committing node holds on the instance; a shared store refuses
+    /// the commit ([`super::StoreError::Fenced`]) if the node no longer holds it. `None`: unfenced.
+    pub lease: Option<u64>,
 }
 
 /// An activity an activation scheduled.
@@ -108,6 +111,8 @@ pub struct ContinueAsNew {
     pub custom_status: Option<String>,
     pub input: String,
     pub seed: u64,
+    /// As [`Commit::lease`].
+    pub lease: Option<u64>,
 }
 
 /// What a purge of one instance did.
@@ -145,6 +150,8 @@ pub struct ActivityWork {
     pub input: String,
     pub attempt: u32,
     pub digest: ComponentDigest,
+    /// The lease the node running it holds on the instance (see [`Commit::lease`]).
+    pub lease: Option<u64>,
 }
 
 /// What recording an activity's result did.

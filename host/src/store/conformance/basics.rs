@@ -52,11 +52,11 @@ pub async fn an_activity_result_is_recorded_once(backend: &dyn Backend) {
     store.commit(id.clone(), commit, 1).await.unwrap().unwrap();
     assert_eq!(store.pending_activities().await.unwrap().len(), 1);
     let first = store
-        .complete_activity(id.clone(), 0, Ok("1".into()), 2)
+        .complete_activity(id.clone(), 0, Ok("1".into()), None, 2)
         .await
         .unwrap();
     let second = store
-        .complete_activity(id.clone(), 0, Ok("2".into()), 3)
+        .complete_activity(id.clone(), 0, Ok("2".into()), None, 3)
         .await
         .unwrap();
     assert_eq!(
@@ -222,6 +222,7 @@ pub async fn a_suspend_that_came_while_a_run_ended_holds_the_next_run(backend: &
         custom_status: Some("\"round 2\"".into()),
         input: "2".into(),
         seed: 8,
+        lease: None,
     };
     assert!(
         store

@@ -158,6 +158,7 @@ pub async fn continue_as_new_carries_every_event_raised_during_it_once(backend: 
         custom_status: None,
         input: "2".into(),
         seed: 9,
+        lease: None,
     };
     assert!(
         store
@@ -256,6 +257,7 @@ pub async fn each_run_is_archived_as_a_generation_and_an_ended_instance_does_not
         custom_status: status.map(str::to_string),
         input: input.into(),
         seed: 1,
+        lease: None,
     };
     assert!(
         store
@@ -410,7 +412,7 @@ pub async fn an_ended_instance_takes_no_commit_and_its_work_is_dropped(backend: 
     assert_eq!(row.status, RuntimeStatus::Failed);
     assert_eq!(
         store
-            .complete_activity(i.clone(), 0, Ok("1".into()), 4)
+            .complete_activity(i.clone(), 0, Ok("1".into()), None, 4)
             .await
             .unwrap(),
         CompleteOutcome::Ignored

@@ -111,6 +111,7 @@ pub fn next_run(seed: u64) -> ContinueAsNew {
         custom_status: None,
         input: "2".into(),
         seed,
+        lease: None,
     }
 }
 

@@ -50,7 +50,7 @@ impl PgDatabase {
             })
             .await;
         Arc::new(
-            PostgresStore::open(&server().url(&self.name), Synchronous::Full)
+            PostgresStore::open(&server().url(&self.name), Synchronous::Full, "test")
                 .await
                 .expect("the database opens"),
         )
@@ -126,3 +126,148 @@ impl Drop for PgDatabase {
 }
 
 conformance_suite!(postgres, PgDatabase::new);
+
+/// Leases between two nodes on one database: what only a shared store has.
+mod leases {
+    use super::{PgDatabase, server};
+    use crate::history::HistoryEvent;
+    use crate::store::WorkStore as _;
+    use crate::store::conformance::{create, events};
+    use crate::store::{Claim, Commit, LeaseStore as _, Notice, StoreError};
+    use crate::store::{ComponentStore as _, InstanceStore as _, PostgresStore, Synchronous};
+    use std::time::Duration;
+
+    async fn node(db: &PgDatabase, name: &str) -> PostgresStore {
+        PostgresStore::open(&server().url(&db.name), Synchronous::Full, name)
+            .await
+            .expect("the database opens")
+    }
+
+    fn commit(lease: u64) -> Commit {
+        Commit {
+            lease: Some(lease),
+            ..events(vec![HistoryEvent::CustomStatusSet {
+                pos: lease as u32,
+                status: "1".into(),
+            }])
+        }
+    }
+
+    #[tokio::test]
+    async fn one_node_at_a_time_holds_an_instance_and_a_node_that_lost_it_writes_nothing() {
+        let db = PgDatabase::new();
+        db.store().await;
+        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
+        let digest = crate::history::digest_of(b"c");
+        a.put_component(digest, b"c".to_vec(), false, 0)
+            .await
+            .unwrap();
+        a.renew(Duration::from_secs(60)).await.unwrap();
+        b.renew(Duration::from_secs(60)).await.unwrap();
+        let id: crate::history::InstanceId = "i".parse().unwrap();
+        create(&a, &id, "o", "1", 1).await;
+
+        // The creating node holds it (epoch 1); the other is told who does.
+        assert_eq!(
+            b.claim(id.clone()).await.unwrap(),
+            Claim::Elsewhere("a".into())
+        );
+        assert!(a.commit(id.clone(), commit(1), 2).await.unwrap().is_some());
+        let fenced = b.commit(id.clone(), commit(1), 2).await;
+        assert_eq!(fenced, Err(StoreError::Fenced(id.clone())));
+
+        // Node a stops renewing: its lease runs out and b takes the instance over.
+        a.renew(Duration::ZERO).await.unwrap();
+        let taken = b.claim(id.clone()).await.unwrap();
+        assert_eq!(
+            taken,
+            Claim::Held {
+                epoch: 2,
+                fresh: true
+            }
+        );
+        let before = a.history(id.clone(), 0).await.unwrap().len();
+        assert_eq!(
+            a.commit(id.clone(), commit(1), 3).await,
+            Err(StoreError::Fenced(id.clone()))
+        );
+        assert_eq!(
+            a.complete_activity(id.clone(), 0, Ok("1".into()), Some(1), 3)
+                .await,
+            Err(StoreError::Fenced(id.clone()))
+        );
+        assert_eq!(a.history(id.clone(), 0).await.unwrap().len(), before);
+        assert!(b.commit(id.clone(), commit(2), 3).await.unwrap().is_some());
+
+        // Let go of, it goes to whoever claims next, with a new epoch.
+        a.renew(Duration::from_secs(60)).await.unwrap();
+        b.release(id.clone(), 2).await.unwrap();
+        assert_eq!(
+            a.claim(id.clone()).await.unwrap(),
+            Claim::Held {
+                epoch: 3,
+                fresh: true
+            }
+        );
+        assert_eq!(
+            b.claim("nobody".parse().unwrap()).await.unwrap(),
+            Claim::Missing
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dead_nodes_instances_are_taken_over_and_a_restarted_node_takes_back_its_own() {
+        let db = PgDatabase::new();
+        db.store().await;
+        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
+        a.put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
+            .await
+            .unwrap();
+        a.renew(Duration::from_secs(60)).await.unwrap();
+        b.renew(Duration::from_secs(60)).await.unwrap();
+        for i in 0..3 {
+            create(&a, &format!("a{i}").parse().unwrap(), "o", "1", 1).await;
+        }
+        create(&b, &"b0".parse().unwrap(), "o", "1", 1).await;
+        assert!(
+            b.claim_orphans(false, 10).await.unwrap().is_empty(),
+            "a is alive"
+        );
+        let mine = a.claim_orphans(true, usize::MAX).await.unwrap();
+        assert_eq!(mine.len(), 3, "a restarted takes back its own: {mine:?}");
+        assert!(mine.iter().all(|(_, epoch)| *epoch == 2));
+
+        a.renew(Duration::ZERO).await.unwrap();
+        let mut taken = b.claim_orphans(false, 2).await.unwrap();
+        assert_eq!(taken.len(), 2, "at most the batch");
+        taken.extend(b.claim_orphans(false, 2).await.unwrap());
+        let mut ids: Vec<String> = taken.iter().map(|(id, _)| id.to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, ["a0", "a1", "a2"]);
+        assert!(b.claim_orphans(false, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_notice_reaches_the_node_it_is_sent_to() {
+        let db = PgDatabase::new();
+        db.store().await;
+        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
+        let mut to_b = b.notices().expect("the notices, once");
+        assert!(b.notices().is_none());
+        let id: crate::history::InstanceId = "i".parse().unwrap();
+        a.notify(Some("c"), Notice::Attend(id.clone()))
+            .await
+            .unwrap();
+        a.notify(Some("b"), Notice::Attend(id.clone()))
+            .await
+            .unwrap();
+        a.notify(None, Notice::Clock(7)).await.unwrap();
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(10), to_b.recv())
+                .await
+                .expect("a notice within 10 s")
+        };
+        assert_eq!(next().await, Some(Notice::Attend(id)));
+        assert_eq!(next().await, Some(Notice::Clock(7)));
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::rows::{
     INSTANCE_COLUMNS, append_events, corrupt, drop_pending_work, event, exec, instance_id,
-    instance_row, lock_instance, query, query_opt,
+    instance_row, lock_held, lock_instance, query, query_opt,
 };
 use super::{PgError, PostgresStore, transaction};
 use crate::clock::Millis;
@@ -25,6 +25,7 @@ pub(super) async fn start_child(
     parent: &InstanceId,
     generation: i64,
     child: &ChildStart,
+    node: &str,
     now: Millis,
 ) -> Result<Option<ChildRefused>, PgError> {
     let started = match child.started() {
@@ -35,8 +36,8 @@ pub(super) async fn start_child(
     let inserted = exec(
         tx,
         "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at, next_seq,
-                                parent_id, parent_pos, parent_generation)
-         VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0, $6, $7, $8)
+                                parent_id, parent_pos, parent_generation, owner, lease_epoch)
+         VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0, $6, $7, $8, $9, 1)
          ON CONFLICT (id) DO NOTHING",
         &[
             &child.id.as_str(),
@@ -47,6 +48,7 @@ pub(super) async fn start_child(
             &parent.as_str(),
             &(child.pos as i64),
             &generation,
+            &node,
         ],
     )
     .await?;
@@ -192,6 +194,7 @@ async fn commit_activation(
     tx: &Transaction<'_>,
     id: &InstanceId,
     commit: &Commit,
+    node: &str,
     now: Millis,
 ) -> Result<Committed, PgError> {
     append_events(tx, id, &commit.events, now).await?;
@@ -202,7 +205,7 @@ async fn commit_activation(
         generation_of(tx, id).await?
     };
     for child in &commit.children {
-        if let Some(why) = start_child(tx, id, generation, child, now).await? {
+        if let Some(why) = start_child(tx, id, generation, child, node, now).await? {
             let event = ending::child_cannot_start(child.pos, why);
             append_events(tx, id, &[event], now).await?;
             committed.wake.push(id.clone());
@@ -293,6 +296,7 @@ async fn continue_run(
     id: &InstanceId,
     next: &ContinueAsNew,
     suspended: bool,
+    node: &str,
     now: Millis,
 ) -> Result<Committed, PgError> {
     let row = query_opt(
@@ -309,7 +313,10 @@ async fn continue_run(
     let mut committed = Committed::default();
     for child in &next.children {
         // A child that cannot start has no run left to tell.
-        if start_child(tx, id, generation, child, now).await?.is_none() {
+        if start_child(tx, id, generation, child, node, now)
+            .await?
+            .is_none()
+        {
             committed.wake.push(child.id.clone());
         }
     }
@@ -385,10 +392,17 @@ impl InstanceStore for PostgresStore {
             let inserted = exec(
                 &tx,
                 "INSERT INTO instances (id, name, digest, status, input, created_at, updated_at,
-                                        next_seq)
-                 VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0)
+                                        next_seq, owner, lease_epoch)
+                 VALUES ($1, $2, $3, 'Pending', $4, $5, $5, 0, $6, 1)
                  ON CONFLICT (id) DO NOTHING",
-                &[&id.as_str(), name, &digest.as_str(), input, &(now as i64)],
+                &[
+                    &id.as_str(),
+                    name,
+                    &digest.as_str(),
+                    input,
+                    &(now as i64),
+                    &self.node,
+                ],
             )
             .await?;
             if inserted == 0 {
@@ -414,11 +428,13 @@ impl InstanceStore for PostgresStore {
         now: Millis,
     ) -> Result<Option<Committed>, StoreError> {
         transaction!(self, |tx| {
-            match lock_instance(&tx, &id).await? {
+            match lock_held(&tx, &id, &self.node, commit.lease, true).await? {
                 Some(s) if !s.is_terminal() => {}
                 _ => return Ok(None),
             }
-            Ok(Some(commit_activation(&tx, &id, &commit, now).await?))
+            Ok(Some(
+                commit_activation(&tx, &id, &commit, &self.node, now).await?,
+            ))
         })
     }
 
@@ -429,11 +445,13 @@ impl InstanceStore for PostgresStore {
         now: Millis,
     ) -> Result<Option<Committed>, StoreError> {
         transaction!(self, |tx| {
-            let suspended = match lock_instance(&tx, &id).await? {
+            let suspended = match lock_held(&tx, &id, &self.node, next.lease, true).await? {
                 Some(s) if !s.is_terminal() => s == RuntimeStatus::Suspended,
                 _ => return Ok(None),
             };
-            Ok(Some(continue_run(&tx, &id, &next, suspended, now).await?))
+            Ok(Some(
+                continue_run(&tx, &id, &next, suspended, &self.node, now).await?,
+            ))
         })
     }
 

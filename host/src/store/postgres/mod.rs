@@ -5,14 +5,15 @@
 //! instance take turns and its positions stay dense. A transaction that PostgreSQL aborts for
 //! a deadlock or a serialization failure runs again.
 //!
-//! One node serves a database at a time: it holds a session advisory lock on a connection of
-//! its own for as long as it runs ([`schema::NodeLock`]).
+//! Any number of nodes may share a database: each instance is executed by the node that holds
+//! its lease, and commits are fenced by the lease's epoch ([`leases`]).
 
 mod components;
 #[cfg(test)]
 mod conformance;
 mod entities;
 mod instances;
+pub mod leases;
 mod manage;
 mod rows;
 pub mod schema;
@@ -123,16 +124,30 @@ pub(crate) use transaction;
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: Pool,
-    /// Held while the store is open; dropping it lets another node in.
-    _node: schema::NodeLock,
+    /// This node's name: the holder named in the leases it takes.
+    node: String,
+    /// The notices to this node, until the runtime takes them.
+    notices: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::store::Notice>>>,
+    /// Listens for notices; stopped with the store.
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://USER[:PASS]@HOST:PORT/DB`), takes the
-    /// node lock, and brings the schema up to date. With [`Synchronous::Normal`], commits do
-    /// not wait for the server's WAL flush (`synchronous_commit = off`): a crash of the
-    /// database server may lose the last commits, never corrupt them.
-    pub async fn open(url: &str, sync: Synchronous) -> Result<Self, OpenError> {
+    /// Connects to the database at `url` (`postgres://USER[:PASS]@HOST:PORT/DB`) as node
+    /// `node`, brings the schema up to date and starts listening for notices. With
+    /// [`Synchronous::Normal`], commits do not wait for the server's WAL flush
+    /// (`synchronous_commit = off`): a crash of the database server may lose the last commits,
+    /// never corrupt them.
+    pub async fn open(url: &str, sync: Synchronous, node: &str) -> Result<Self, OpenError> {
+        if !leases::valid_node_name(node) {
+            return Err(OpenError::NodeName(node.to_string()));
+        }
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| OpenError::Url(e.to_string()))?;
@@ -141,8 +156,15 @@ impl PostgresStore {
         if sync == Synchronous::Normal {
             config.options("-c synchronous_commit=off");
         }
-        let mut node = schema::NodeLock::take(&config).await?;
-        schema::migrate(node.client()).await?;
+        {
+            let (mut client, connection) = schema::connect(&config).await?;
+            let driver = tokio::spawn(connection);
+            let migrated = schema::migrate(&mut client).await;
+            drop(client);
+            let _ = driver.await;
+            migrated?;
+        }
+        let (listener, notices) = leases::listen(config.clone(), node.to_string()).await?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -154,7 +176,12 @@ impl PostgresStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|e| OpenError::Url(e.to_string()))?;
-        Ok(Self { pool, _node: node })
+        Ok(Self {
+            pool,
+            node: node.to_string(),
+            notices: std::sync::Mutex::new(Some(notices)),
+            listener,
+        })
     }
 
     /// A pooled connection.

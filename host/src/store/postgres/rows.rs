@@ -61,6 +61,38 @@ pub(super) async fn lock_instance(
     Ok(row.map(|r| parse_status(r.get(0))).transpose()?)
 }
 
+/// Locks an instance's row like [`lock_instance`], for a write by `node` holding lease
+/// `epoch` (if given): refused ([`StoreError::Fenced`]) when the instance runs on and another
+/// node holds it now, or `node` with another epoch; with `unheld`, also when nobody holds it.
+pub(super) async fn lock_held(
+    tx: &Transaction<'_>,
+    id: &InstanceId,
+    node: &str,
+    epoch: Option<u64>,
+    unheld: bool,
+) -> Result<Option<RuntimeStatus>, PgError> {
+    let row = query_opt(
+        tx,
+        "SELECT status, owner, lease_epoch FROM instances WHERE id = $1 FOR UPDATE",
+        &[&id.as_str()],
+    )
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let status = parse_status(row.get(0))?;
+    if let Some(epoch) = epoch
+        && !status.is_terminal()
+    {
+        let held = match row.get::<_, Option<&str>>(1) {
+            Some(owner) => owner == node && row.get::<_, i64>(2) == epoch as i64,
+            None => !unheld,
+        };
+        if !held {
+            return Err(StoreError::Fenced(id.clone()).into());
+        }
+    }
+    Ok(Some(status))
+}
+
 /// Appends events to an instance's history, numbering them; returns their positions.
 pub(super) async fn append_events(
     tx: &Transaction<'_>,

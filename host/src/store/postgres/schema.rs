@@ -2,7 +2,6 @@
 //! says how many have been applied. Text keys compare byte by byte (`COLLATE "C"`), as in
 //! SQLite, whatever the database's locale: listings page in the same order on both.
 
-use std::time::Duration;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// Each entry moves the schema one version up. Never edit an entry; append a new one.
@@ -133,16 +132,24 @@ const MIGRATIONS: &[&str] = &[
         now BIGINT NOT NULL
     );
     "#,
+    // 2: several nodes: who holds each instance's lease, and each node's own lease.
+    r#"
+    ALTER TABLE instances ADD COLUMN owner TEXT COLLATE "C";
+    ALTER TABLE instances ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+    -- Serves: the instances of a node whose lease ran out, and a restarted node's own.
+    CREATE INDEX instances_by_owner ON instances(owner) WHERE owner IS NOT NULL;
+
+    -- Each node's lease: its instances' leases hold while `until` is ahead of now().
+    CREATE TABLE weft_nodes (
+        id         TEXT COLLATE "C" PRIMARY KEY,
+        until      TIMESTAMPTZ NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL
+    );
+"#,
 ];
 
 /// The advisory lock key migrations take (one node migrates at a time).
 const MIGRATION_LOCK: i64 = 0x7765_6674_0001;
-
-/// The advisory lock key the serving node holds.
-const NODE_LOCK: i64 = 0x7765_6674_0002;
-
-/// How long opening waits for another node to let go of the database.
-const NODE_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -154,8 +161,8 @@ pub enum OpenError {
         "the database has schema version {found}, newer than this weft understands ({known}); use a newer weft"
     )]
     TooNew { found: i64, known: i64 },
-    #[error("another weft node is serving this database (it holds the node lock); stop it first")]
-    Taken,
+    #[error("the node name '{0}' is not valid: use letters, digits, '.', '_' and '-'")]
+    NodeName(String),
 }
 
 /// What PostgreSQL or the connection said, with its causes ("error connecting to server:
@@ -173,49 +180,18 @@ fn connect_error(e: tokio_postgres::Error) -> OpenError {
     OpenError::Connect(text)
 }
 
-/// The session advisory lock of the node serving the database, held on a connection of its
-/// own: PostgreSQL lets go of it when that connection closes, also when the node dies.
-pub struct NodeLock {
-    client: Client,
-    connection: tokio::task::JoinHandle<()>,
-}
-
-impl NodeLock {
-    /// Connects and takes the lock, waiting a little for a node that is letting go.
-    pub async fn take(config: &Config) -> Result<Self, OpenError> {
-        let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
-        let connection = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!("the node lock's connection to PostgreSQL broke: {e}");
-            }
-        });
-        let lock = Self { client, connection };
-        let deadline = tokio::time::Instant::now() + NODE_LOCK_WAIT;
-        loop {
-            let row = lock
-                .client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])
-                .await
-                .map_err(connect_error)?;
-            if row.get::<_, bool>(0) {
-                return Ok(lock);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(OpenError::Taken);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
-    }
-}
-
-impl Drop for NodeLock {
-    fn drop(&mut self) {
-        self.connection.abort();
-    }
+/// A connection of its own (not from the pool), with the task that drives it; the task ends
+/// when the connection closes.
+pub(super) async fn connect(
+    config: &Config,
+) -> Result<
+    (
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    OpenError,
+> {
+    config.connect(NoTls).await.map_err(connect_error)
 }
 
 /// Brings the schema up to date in one transaction, under an advisory lock (nodes starting
@@ -223,6 +199,10 @@ impl Drop for NodeLock {
 pub async fn migrate(client: &mut Client) -> Result<(), OpenError> {
     let known = MIGRATIONS.len() as i64;
     let tx = client.transaction().await.map_err(connect_error)?;
+    // "already exists, skipping" is no news.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(connect_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(connect_error)?;

@@ -2,7 +2,9 @@
 //! timers are taken with `FOR UPDATE SKIP LOCKED` and deleted in the transaction that fires
 //! them: each fires once, whoever else is firing at the same time.
 
-use super::rows::{append_events, corrupt, exec, instance_id, lock_instance, query, query_opt};
+use super::rows::{
+    append_events, corrupt, exec, instance_id, lock_held, lock_instance, query, query_opt,
+};
 use super::{PgError, PostgresStore, transaction};
 use crate::clock::Millis;
 use crate::history::attempts::{self, Settled};
@@ -12,7 +14,7 @@ use crate::store::{StoreError, WorkStore};
 use async_trait::async_trait;
 
 /// An activity row (`instance_id, pos, name, input, attempt, digest`).
-fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
+pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
     Ok(ActivityWork {
         instance: instance_id(r, 0)?,
         pos: r.get::<_, i64>(1) as Pos,
@@ -20,6 +22,7 @@ fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
         input: r.get(3),
         attempt: r.get::<_, i64>(4) as u32,
         digest: r.get::<_, &str>(5).parse().map_err(corrupt)?,
+        lease: None,
     })
 }
 
@@ -30,11 +33,12 @@ impl WorkStore for PostgresStore {
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
+        lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError> {
         let p = pos as i64;
         transaction!(self, |tx| {
-            match lock_instance(&tx, &id).await? {
+            match lock_held(&tx, &id, &self.node, lease, false).await? {
                 Some(s) if !s.is_terminal() => {}
                 _ => return Ok(CompleteOutcome::Ignored),
             }

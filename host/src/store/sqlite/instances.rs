@@ -326,6 +326,8 @@ impl InstanceStore for SqliteStore {
             custom_status,
             input,
             seed,
+            // One node serves a SQLite file: it holds every lease.
+            lease: _,
         } = next;
         self.write(move |c| {
             let suspended = match instance_status(c, &id)? {

@@ -44,6 +44,10 @@ impl From<rusqlite::Error> for StoreError {
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&mut Transaction<'_>) -> Reply + Send>;
 
+/// One node serves a SQLite file (it holds the file's lock): it holds every instance's lease,
+/// and there is nobody to notify.
+impl crate::store::LeaseStore for SqliteStore {}
+
 /// The most writes committed in one transaction.
 const MAX_BATCH: usize = 512;
 

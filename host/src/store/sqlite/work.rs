@@ -19,6 +19,8 @@ impl WorkStore for SqliteStore {
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
+        // One node serves a SQLite file: it holds every lease.
+        _lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError> {
         self.write(move |c| {
@@ -106,6 +108,7 @@ impl WorkStore for SqliteStore {
                             input,
                             attempt,
                             digest: digest.parse().map_err(corrupt)?,
+                            lease: None,
                         });
                     }
                     continue;
@@ -142,6 +145,7 @@ impl WorkStore for SqliteStore {
                         input,
                         attempt,
                         digest: digest.parse().map_err(corrupt)?,
+                        lease: None,
                     })
                 })
                 .collect()
