@@ -64,6 +64,10 @@ pub(super) struct ServeArgs {
     /// or freezes loses its instances to the others after this long.
     #[arg(long, default_value_t = 10.0)]
     lease: f64,
+    /// Activities running at once on this node (PostgreSQL); the others wait for a node with
+    /// room to claim them.
+    #[arg(long, default_value_t = 100)]
+    max_activities: usize,
     #[command(flatten)]
     limits: GuestLimits,
 }
@@ -186,6 +190,7 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
         max_history: limits.max_history,
         max_payload: limits.max_payload,
         lease: Duration::from_secs_f64(args.lease),
+        max_activities: args.max_activities.max(1),
     };
     let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;
     if let Some(dir) = &args.components {

@@ -120,7 +120,7 @@ pub(super) async fn actor(rt: Runtime, id: InstanceId, mut mailbox: mpsc::Receiv
 /// ends or idles out.
 async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) -> Exit {
     let lease = match rt.hold(id).await {
-        Ok(super::cluster::Holding::Held { epoch, .. }) => epoch,
+        Ok(super::cluster::Holding::Held(epoch)) => epoch,
         Ok(super::cluster::Holding::Elsewhere(node)) => {
             rt.forward(&node, crate::store::Notice::Attend(id.clone()));
             return Exit::Elsewhere(mailbox);
@@ -560,6 +560,8 @@ impl Activation {
         }
         let mut commit = std::mem::take(&mut self.pending);
         commit.lease = self.lease;
+        commit.run_here = self.rt.room_for_activities(commit.activities.len());
+        let run_here = commit.run_here;
         let activities = commit.activities.clone();
         let armed = !commit.timers.is_empty();
         let committed = self
@@ -576,7 +578,10 @@ impl Activation {
         for entity in &done.entities {
             self.rt.wake_entity(entity);
         }
-        for a in activities {
+        if run_here < activities.len() {
+            self.rt.work_for_others();
+        }
+        for a in activities.into_iter().take(run_here) {
             self.rt.dispatch_activity(ActivityWork {
                 instance: self.id.clone(),
                 pos: a.pos,
@@ -584,7 +589,6 @@ impl Activation {
                 input: a.input,
                 attempt: 1,
                 digest: self.digest.clone(),
-                lease: self.lease,
             });
         }
         if armed {

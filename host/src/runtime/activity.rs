@@ -20,13 +20,7 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
     }
     let recorded = rt
         .store()
-        .complete_activity(
-            work.instance.clone(),
-            work.pos,
-            result,
-            work.lease,
-            rt.now(),
-        )
+        .complete_activity(work.instance.clone(), work.pos, result, rt.now())
         .await;
     rt.finished_here(&work);
     match recorded {
@@ -34,9 +28,9 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
         // A retry timer was armed.
         Ok(CompleteOutcome::Retrying(_)) => rt.inner.timers_changed.notify_one(),
         Ok(CompleteOutcome::Ignored) => {}
-        // Another node took the instance over; it runs the activity again.
+        // Another node claimed the activity after this node's lease ran out; it runs it.
         Err(crate::store::StoreError::Fenced(_)) => {
-            tracing::info!(instance = %work.instance, activity = %work.name, "result dropped: another node holds the instance");
+            tracing::info!(instance = %work.instance, activity = %work.name, "result dropped: another node claimed the activity");
         }
         // Not recorded: the activity stays pending and runs again after a restart.
         Err(e) => tracing::error!(instance = %work.instance, "cannot record activity result: {e}"),

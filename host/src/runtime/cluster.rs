@@ -1,14 +1,18 @@
-//! Several nodes on one shared store: the leases this node holds, the activities it has in
-//! flight, and the services that keep a node's leases, take over those of nodes that died,
-//! and act on what other nodes tell it.
+//! Several nodes on one shared store: the leases this node holds, the activities it runs, and
+//! the services that keep a node's lease, take over what nodes that stopped held, claim
+//! activities, and act on what other nodes tell it.
 //!
 //! An instance is executed by the node holding its lease. A node takes the lease when the
-//! instance comes into its memory (an activation starts), keeps it while the instance is hot or
-//! has an activity in flight here, and lets go of it when the instance leaves memory with
-//! nothing in flight. Whoever records something for an instance (an event over HTTP, a fired
-//! timer, a child's end) wakes it: on this node if it holds it, else its holder is told
-//! ([`Notice::Attend`]). Commits carry the lease's epoch and are refused once another node took
-//! the instance over, so a node that was paused or cut off writes nothing stale. On a
+//! instance comes into its memory (an activation starts), keeps it while the instance is hot,
+//! and lets go of it when the instance leaves memory. Whoever records something for an
+//! instance (an event over HTTP, an activity's result, a fired timer, a child's end) wakes it:
+//! on this node if it holds it, else its holder is told ([`Notice::Attend`]). Commits carry the
+//! lease's epoch and are refused once another node took the instance over, so a node that was
+//! paused or cut off writes nothing stale.
+//!
+//! Activities are claimed by the node that runs them: the scheduling node runs what fits in
+//! its `max_activities` and leaves the rest for any node to claim ([`Notice::Work`]); a node
+//! whose lease ran out loses its claims, and a result from a lost claim is refused. On a
 //! single-node store none of this runs.
 
 use super::Runtime;
@@ -16,7 +20,9 @@ use crate::history::{InstanceId, Pos};
 use crate::store::{ActivityWork, Claim, Notice, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How many orphaned instances one sweep takes over at a time.
 const ORPHAN_BATCH: usize = 256;
@@ -30,6 +36,10 @@ pub(super) struct Leases {
     held: Mutex<HashMap<InstanceId, u64>>,
     /// Activities running on this node.
     in_flight: Mutex<HashSet<(InstanceId, Pos)>>,
+    /// Whether activities may be waiting for a claim (this node left some, or was told).
+    backlog: AtomicBool,
+    /// Wakes the claim service.
+    work: Notify,
 }
 
 impl Leases {
@@ -47,16 +57,18 @@ impl Leases {
     fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<(InstanceId, Pos)>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Work may wait for a claim: the claim service looks.
+    fn work_waits(&self) {
+        self.backlog.store(true, Ordering::Relaxed);
+        self.work.notify_one();
+    }
 }
 
 /// How this node stands with an instance.
 pub(super) enum Holding {
-    /// It holds the instance (`epoch` is `None` on a single-node store); `fresh` if it just
-    /// took it.
-    Held {
-        epoch: Option<u64>,
-        fresh: bool,
-    },
+    /// It holds the instance, with this epoch (`None` on a single-node store).
+    Held(Option<u64>),
     /// Another node holds it.
     Elsewhere(String),
     Missing,
@@ -67,31 +79,18 @@ impl Runtime {
         self.inner.leases.shared
     }
 
-    /// Holds an instance's lease, taking it if this node does not hold it yet. A lease just
-    /// taken over runs the instance's pending activities here.
+    /// Holds an instance's lease, taking it if this node does not hold it yet.
     pub(super) async fn hold(&self, id: &InstanceId) -> Result<Holding, StoreError> {
         if !self.shared() {
-            return Ok(Holding::Held {
-                epoch: None,
-                fresh: false,
-            });
+            return Ok(Holding::Held(None));
         }
         if let Some(epoch) = self.inner.leases.held().get(id) {
-            return Ok(Holding::Held {
-                epoch: Some(*epoch),
-                fresh: false,
-            });
+            return Ok(Holding::Held(Some(*epoch)));
         }
         Ok(match self.inner.store.claim(id.clone()).await? {
-            Claim::Held { epoch, fresh } => {
+            Claim::Held(epoch) => {
                 self.took(id, epoch);
-                if fresh {
-                    self.run_pending_activities(id, epoch).await?;
-                }
-                Holding::Held {
-                    epoch: Some(epoch),
-                    fresh,
-                }
+                Holding::Held(Some(epoch))
             }
             Claim::Elsewhere(node) => Holding::Elsewhere(node),
             Claim::Missing => Holding::Missing,
@@ -112,9 +111,9 @@ impl Runtime {
         }
     }
 
-    /// Lets go of an instance that left memory, unless one of its activities runs here.
+    /// Lets go of an instance that left memory.
     pub(super) async fn let_go(&self, id: &InstanceId) {
-        if !self.shared() || self.inner.leases.in_flight().iter().any(|(i, _)| i == id) {
+        if !self.shared() {
             return;
         }
         let Some(epoch) = self.inner.leases.held().remove(id) else {
@@ -126,16 +125,16 @@ impl Runtime {
         }
     }
 
-    /// Runs here the instance's activities that are due and not running here already.
-    async fn run_pending_activities(&self, id: &InstanceId, epoch: u64) -> Result<(), StoreError> {
-        for mut work in self.inner.store.pending_activities_of(id.clone()).await? {
-            work.lease = Some(epoch);
-            self.dispatch_activity(work);
+    /// How many of `n` activities this node can run now (all, on a single-node store).
+    pub(super) fn room_for_activities(&self, n: usize) -> usize {
+        if !self.shared() {
+            return n;
         }
-        Ok(())
+        let busy = self.inner.leases.in_flight().len();
+        n.min(self.inner.settings.max_activities.saturating_sub(busy))
     }
 
-    /// Whether an activity may start here: not running here already. Noted as running.
+    /// Whether an activity may start here: it is not running here already. Noted as running.
     pub(super) fn starts_here(&self, work: &ActivityWork) -> bool {
         !self.shared()
             || self
@@ -145,24 +144,60 @@ impl Runtime {
                 .insert((work.instance.clone(), work.pos))
     }
 
-    /// An activity that ran here has finished.
+    /// An activity that ran here has finished: room for another.
     pub(super) fn finished_here(&self, work: &ActivityWork) {
-        if self.shared() {
-            self.inner
-                .leases
-                .in_flight()
-                .remove(&(work.instance.clone(), work.pos));
+        if !self.shared() {
+            return;
+        }
+        let key = (work.instance.clone(), work.pos);
+        self.inner.leases.in_flight().remove(&key);
+        if self.inner.leases.backlog.load(Ordering::Relaxed) {
+            self.inner.leases.work.notify_one();
         }
     }
 
-    /// An activity whose retry came due: runs here if this node holds (or can take) the
-    /// instance, else its holder is told.
+    /// Activities were left for any node to claim (this one too, once it has room).
+    pub(super) fn work_for_others(&self) {
+        self.inner.leases.backlog.store(true, Ordering::Relaxed);
+        self.announce(Notice::Work);
+    }
+
+    /// An activity whose retry came due: on a shared store, any node with room claims it.
     pub(super) fn retry_activity(&self, work: ActivityWork) {
         if !self.shared() {
             return self.dispatch_activity(work);
         }
-        let rt = self.clone();
-        tokio::spawn(async move { rt.attend(&work.instance, true).await });
+        self.inner.leases.work_waits();
+        self.announce(Notice::Work);
+    }
+
+    /// Claims and runs activities while this node has room and work waits: when told there
+    /// is work, when room frees up while work may wait, and at each sweep.
+    async fn claim_service(&self) {
+        loop {
+            self.inner.leases.work.notified().await;
+            loop {
+                let room = self.room_for_activities(usize::MAX);
+                if room == 0 {
+                    break;
+                }
+                let claimed = match self.inner.store.claim_activities(false, room).await {
+                    Ok(claimed) => claimed,
+                    Err(e) => {
+                        tracing::warn!("cannot claim activities: {e}");
+                        break;
+                    }
+                };
+                let n = claimed.len();
+                for work in claimed {
+                    self.dispatch_activity(work);
+                }
+                if n < room {
+                    self.inner.leases.backlog.store(false, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
     }
 
     /// Tells node `to` something, in the background (a lost notice is made up for by the
@@ -187,23 +222,12 @@ impl Runtime {
         });
     }
 
-    /// Looks at an instance something was recorded for: runs its due activities and wakes it,
-    /// if this node holds it or can take it; else, with `tell`, tells its holder. (A notice
-    /// from the node that recorded it is not passed on: if a third node took the instance
-    /// meanwhile, that node read everything recorded before.)
-    async fn attend(&self, id: &InstanceId, tell: bool) {
+    /// Looks at an instance another node recorded something for: wakes it, if this node holds
+    /// it or can take it. (If a third node took it meanwhile, that node read everything
+    /// recorded before it did.)
+    async fn attend(&self, id: &InstanceId) {
         match self.hold(id).await {
-            Ok(Holding::Held {
-                epoch: Some(epoch),
-                fresh,
-            }) => {
-                if !fresh && let Err(e) = self.run_pending_activities(id, epoch).await {
-                    tracing::warn!(instance = %id, "cannot read pending activities: {e}");
-                }
-                self.wake(id);
-            }
-            Ok(Holding::Held { epoch: None, .. }) => self.wake(id),
-            Ok(Holding::Elsewhere(node)) if tell => self.forward(&node, Notice::Attend(id.clone())),
+            Ok(Holding::Held(_)) => self.wake(id),
             Ok(Holding::Elsewhere(node)) => tracing::debug!(instance = %id, "held by {node}"),
             Ok(Holding::Missing) => {}
             Err(e) => tracing::warn!(instance = %id, "cannot take the lease: {e}"),
@@ -211,8 +235,8 @@ impl Runtime {
     }
 
     /// On a shared store, before serving: renews this node's lease, and takes back the
-    /// instances it held before it (re)started; then keeps its lease, sweeps for orphans and
-    /// listens for notices.
+    /// instances and activities it held before it (re)started; then keeps its lease, sweeps,
+    /// claims activities and listens for notices.
     pub(super) async fn join_cluster(&self) -> Result<(), StoreError> {
         if !self.shared() {
             return Ok(());
@@ -221,9 +245,13 @@ impl Runtime {
         self.inner.store.renew(lease).await?;
         for (id, epoch) in self.inner.store.claim_orphans(true, usize::MAX).await? {
             self.took(&id, epoch);
-            self.run_pending_activities(&id, epoch).await?;
             self.wake(&id);
         }
+        for work in self.inner.store.claim_activities(true, usize::MAX).await? {
+            self.dispatch_activity(work);
+        }
+        let rt = self.clone();
+        tokio::spawn(async move { rt.claim_service().await });
         self.sweep().await;
         let rt = self.clone();
         tokio::spawn(async move { rt.lease_service().await });
@@ -268,9 +296,11 @@ impl Runtime {
         }
     }
 
-    /// Takes over the instances of nodes whose lease ran out, and looks at entities with
-    /// operations waiting (their sender may have died before applying them).
+    /// Takes over the instances of nodes whose lease ran out, has the claim service look for
+    /// activities (theirs too), and looks at entities with operations waiting (their sender
+    /// may have died before applying them).
     async fn sweep(&self) {
+        self.inner.leases.work_waits();
         loop {
             match self.inner.store.claim_orphans(false, ORPHAN_BATCH).await {
                 Ok(taken) => {
@@ -278,9 +308,6 @@ impl Runtime {
                     for (id, epoch) in taken {
                         tracing::info!(instance = %id, "taking over from a node that stopped");
                         self.took(&id, epoch);
-                        if let Err(e) = self.run_pending_activities(&id, epoch).await {
-                            tracing::warn!(instance = %id, "cannot read pending activities: {e}");
-                        }
                         self.wake(&id);
                     }
                     if n < ORPHAN_BATCH {
@@ -317,8 +344,9 @@ impl Runtime {
             match notice {
                 Notice::Attend(id) => {
                     let rt = self.clone();
-                    tokio::spawn(async move { rt.attend(&id, false).await });
+                    tokio::spawn(async move { rt.attend(&id).await });
                 }
+                Notice::Work => self.inner.leases.work_waits(),
                 Notice::Moved(id) => {
                     if self.is_hot(&id) {
                         self.mark_moved(&id);
@@ -337,11 +365,13 @@ impl Runtime {
                     let _ = self.inner.finished.send((id, status));
                 }
                 Notice::Missed => {
-                    let held: Vec<InstanceId> = self.inner.leases.held().keys().cloned().collect();
+                    let held: Vec<InstanceId> =
+                        self.inner.leases.held().keys().cloned().collect();
                     for id in held {
                         let rt = self.clone();
-                        tokio::spawn(async move { rt.attend(&id, false).await });
+                        tokio::spawn(async move { rt.attend(&id).await });
                     }
+                    self.inner.leases.work_waits();
                     if let Err(e) = self.publish_stored().await {
                         tracing::warn!("cannot load the deployed components: {e}");
                     }

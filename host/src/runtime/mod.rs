@@ -57,6 +57,9 @@ pub struct Settings {
     pub max_payload: usize,
     /// On a shared store: how long this node's leases last without being renewed.
     pub lease: Duration,
+    /// On a shared store: at most this many activities run on this node at once; the others
+    /// wait for a node with room to claim them.
+    pub max_activities: usize,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             max_history: 100_000,
             max_payload: 1 << 20,
             lease: Duration::from_secs(10),
+            max_activities: 100,
         }
     }
 }

@@ -240,14 +240,13 @@ pub trait InstanceStore: Send + Sync {
 pub trait WorkStore: Send + Sync {
     /// Records an activity's result, once, as [`weft_core::attempts::settle`] decides: the
     /// result, or a failed attempt and a retry timer.
-    /// With `lease`, a shared store refuses ([`StoreError::Fenced`]) the result if another
-    /// node holds the instance's lease now, or this node with another epoch.
+    /// A shared store refuses ([`StoreError::Fenced`]) the result of a node that no longer
+    /// holds the activity's claim (another node claimed it after this node's lease ran out).
     async fn complete_activity(
         &self,
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
-        lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError>;
 
@@ -397,9 +396,8 @@ pub trait ManageStore: Send + Sync {
 /// How a node stands with an instance's lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This node holds it, with this epoch; `fresh` when it took it from another node (or from
-    /// an earlier run of itself): then the work the instance had in flight runs again here.
-    Held { epoch: u64, fresh: bool },
+    /// This node holds it now, with this epoch.
+    Held(u64),
     /// Another live node holds it.
     Elsewhere(String),
     /// There is no such instance.
@@ -410,8 +408,10 @@ pub enum Claim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     /// Look at this instance: something was recorded for it (an event, a result, a fired
-    /// timer, a retry due) that its holder must act on.
+    /// timer) that its holder must act on.
     Attend(InstanceId),
+    /// Activities wait for a node to claim them.
+    Work,
     /// This instance was moved to another component: its holder replays it there.
     Moved(InstanceId),
     /// A component was deployed: load the stored ones again.
@@ -425,12 +425,13 @@ pub enum Notice {
     Missed,
 }
 
-/// Leases: on a store several nodes share, which node executes an instance. Every unfinished
-/// instance that is in memory somewhere, or has work in flight, is held by one node, with an
-/// epoch that grows at each change of holder; commits carry it and are refused once it has
-/// changed (fencing). A node keeps its leases by renewing its own, in one write for all; a node
-/// that stops renewing for the lease's length loses them to whoever claims. Single-node
-/// backends (SQLite) hold every lease themselves: these defaults.
+/// Leases: on a store several nodes share, which node executes an instance, and which runs an
+/// activity. An unfinished instance in memory somewhere is held by that node, with an epoch
+/// that grows at each change of holder; commits carry it and are refused once it has changed
+/// (fencing). An activity is claimed by the node that runs it, and its result is refused from
+/// a node that lost the claim. A node keeps its leases and claims by renewing its own lease,
+/// in one write for all; a node that stops renewing for the lease's length loses them to
+/// whoever claims. Single-node backends (SQLite) hold everything themselves: these defaults.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
     /// Whether several nodes may share this store.
@@ -445,14 +446,11 @@ pub trait LeaseStore: Send + Sync {
 
     /// Takes the lease of an instance for this node, unless another live node holds it.
     async fn claim(&self, _id: InstanceId) -> Result<Claim, StoreError> {
-        Ok(Claim::Held {
-            epoch: 0,
-            fresh: false,
-        })
+        Ok(Claim::Held(0))
     }
 
-    /// Lets go of an instance's lease (it left memory with nothing in flight), if this node
-    /// still holds it with `epoch`.
+    /// Lets go of an instance's lease (it left memory), if this node still holds it with
+    /// `epoch`.
     async fn release(&self, _id: InstanceId, _epoch: u64) -> Result<(), StoreError> {
         Ok(())
     }
@@ -467,10 +465,13 @@ pub trait LeaseStore: Send + Sync {
         Ok(Vec::new())
     }
 
-    /// An instance's activities to run (see [`WorkStore::pending_activities`]).
-    async fn pending_activities_of(
+    /// Claims at most `limit` activities to run on this node: those nobody claimed and those
+    /// claimed by nodes whose lease ran out, not waiting for a retry; with `mine`, instead,
+    /// those this node's name claimed before it (re)started.
+    async fn claim_activities(
         &self,
-        _id: InstanceId,
+        _mine: bool,
+        _limit: usize,
     ) -> Result<Vec<ActivityWork>, StoreError> {
         Ok(Vec::new())
     }

@@ -13,6 +13,10 @@ pub struct Commit {
     pub events: Vec<HistoryEvent>,
     /// Activities scheduled.
     pub activities: Vec<ScheduledActivity>,
+    /// How many of `activities`, from the first, the committing node runs itself: a shared
+    /// store notes them as claimed by it, and the others wait for any node to claim them. A
+    /// single-node store has them all run here.
+    pub run_here: usize,
     /// Timers armed: (position, fire at).
     pub timers: Vec<(Pos, Millis)>,
     /// Timers disarmed.
@@ -150,8 +154,6 @@ pub struct ActivityWork {
     pub input: String,
     pub attempt: u32,
     pub digest: ComponentDigest,
-    /// The lease the node running it holds on the instance (see [`Commit::lease`]).
-    pub lease: Option<u64>,
 }
 
 /// What recording an activity's result did.

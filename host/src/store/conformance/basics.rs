@@ -52,11 +52,11 @@ pub async fn an_activity_result_is_recorded_once(backend: &dyn Backend) {
     store.commit(id.clone(), commit, 1).await.unwrap().unwrap();
     assert_eq!(store.pending_activities().await.unwrap().len(), 1);
     let first = store
-        .complete_activity(id.clone(), 0, Ok("1".into()), None, 2)
+        .complete_activity(id.clone(), 0, Ok("1".into()), 2)
         .await
         .unwrap();
     let second = store
-        .complete_activity(id.clone(), 0, Ok("2".into()), None, 3)
+        .complete_activity(id.clone(), 0, Ok("2".into()), 3)
         .await
         .unwrap();
     assert_eq!(

@@ -156,7 +156,7 @@ pub async fn what_was_acknowledged_is_there_after_reopening(backend: &dyn Backen
     );
     assert_eq!(
         store
-            .complete_activity(i.clone(), 0, Ok("2".into()), None, 501)
+            .complete_activity(i.clone(), 0, Ok("2".into()), 501)
             .await
             .unwrap(),
         CompleteOutcome::Recorded

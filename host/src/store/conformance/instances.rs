@@ -412,7 +412,7 @@ pub async fn an_ended_instance_takes_no_commit_and_its_work_is_dropped(backend: 
     assert_eq!(row.status, RuntimeStatus::Failed);
     assert_eq!(
         store
-            .complete_activity(i.clone(), 0, Ok("1".into()), None, 4)
+            .complete_activity(i.clone(), 0, Ok("1".into()), 4)
             .await
             .unwrap(),
         CompleteOutcome::Ignored

@@ -57,7 +57,7 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
         let error = error.to_string();
         async move {
             store
-                .complete_activity(i, pos, Err(error), None, now)
+                .complete_activity(i, pos, Err(error), now)
                 .await
                 .unwrap()
         }
@@ -100,7 +100,7 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
     assert_eq!(back, [(2, 2)]);
     assert_eq!(
         store
-            .complete_activity(i.clone(), 2, Ok("\"fine\"".into()), None, 1_001)
+            .complete_activity(i.clone(), 2, Ok("\"fine\"".into()), 1_001)
             .await
             .unwrap(),
         CompleteOutcome::Recorded
@@ -222,7 +222,7 @@ pub async fn a_result_nobody_waits_for_is_ignored(backend: &dyn Backend) {
     for (instance, pos) in ignored {
         assert_eq!(
             store
-                .complete_activity(instance, pos, Ok("1".into()), None, 2)
+                .complete_activity(instance, pos, Ok("1".into()), 2)
                 .await
                 .unwrap(),
             CompleteOutcome::Ignored
@@ -238,7 +238,7 @@ pub async fn a_result_nobody_waits_for_is_ignored(backend: &dyn Backend) {
         .unwrap();
     assert_eq!(
         store
-            .complete_activity(i.clone(), 0, Ok("1".into()), None, 4)
+            .complete_activity(i.clone(), 0, Ok("1".into()), 4)
             .await
             .unwrap(),
         CompleteOutcome::Recorded

@@ -179,21 +179,10 @@ mod leases {
         // Node a stops renewing: its lease runs out and b takes the instance over.
         a.renew(Duration::ZERO).await.unwrap();
         let taken = b.claim(id.clone()).await.unwrap();
-        assert_eq!(
-            taken,
-            Claim::Held {
-                epoch: 2,
-                fresh: true
-            }
-        );
+        assert_eq!(taken, Claim::Held(2));
         let before = a.history(id.clone(), 0).await.unwrap().len();
         assert_eq!(
             a.commit(id.clone(), commit(1), 3).await,
-            Err(StoreError::Fenced(id.clone()))
-        );
-        assert_eq!(
-            a.complete_activity(id.clone(), 0, Ok("1".into()), Some(1), 3)
-                .await,
             Err(StoreError::Fenced(id.clone()))
         );
         assert_eq!(a.history(id.clone(), 0).await.unwrap().len(), before);
@@ -202,13 +191,7 @@ mod leases {
         // Let go of, it goes to whoever claims next, with a new epoch.
         a.renew(Duration::from_secs(60)).await.unwrap();
         b.release(id.clone(), 2).await.unwrap();
-        assert_eq!(
-            a.claim(id.clone()).await.unwrap(),
-            Claim::Held {
-                epoch: 3,
-                fresh: true
-            }
-        );
+        assert_eq!(a.claim(id.clone()).await.unwrap(), Claim::Held(3));
         assert_eq!(
             b.claim("nobody".parse().unwrap()).await.unwrap(),
             Claim::Missing
@@ -245,6 +228,70 @@ mod leases {
         ids.sort();
         assert_eq!(ids, ["a0", "a1", "a2"]);
         assert!(b.claim_orphans(false, 10).await.unwrap().is_empty());
+    }
+
+    /// A commit by the holder (epoch 1) scheduling activities at `positions`, the first
+    /// `run_here` of them claimed by the committing node.
+    fn scheduling(positions: &[u32], run_here: usize) -> Commit {
+        let mut commit = Commit {
+            lease: Some(1),
+            run_here,
+            ..Commit::default()
+        };
+        for &pos in positions {
+            commit.events.push(HistoryEvent::ActivityScheduled {
+                pos,
+                name: "a".into(),
+                input: "1".into(),
+                retry: None,
+            });
+            commit.activities.push(crate::store::ScheduledActivity {
+                pos,
+                name: "a".into(),
+                input: "1".into(),
+                retry: None,
+            });
+        }
+        commit
+    }
+
+    #[tokio::test]
+    async fn an_activity_runs_where_it_is_claimed_and_a_node_that_lost_its_claim_records_nothing() {
+        let db = PgDatabase::new();
+        db.store().await;
+        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
+        a.put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
+            .await
+            .unwrap();
+        a.renew(Duration::from_secs(60)).await.unwrap();
+        b.renew(Duration::from_secs(60)).await.unwrap();
+        let id: crate::history::InstanceId = "i".parse().unwrap();
+        create(&a, &id, "o", "1", 1).await;
+        a.commit(id.clone(), scheduling(&[0, 1], 1), 2).await.unwrap();
+
+        // Position 1 was left for any node; position 0 is a's while a lives.
+        let claimed = b.claim_activities(false, 10).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.pos).collect::<Vec<_>>(), [1]);
+        assert!(b.claim_activities(false, 10).await.unwrap().is_empty());
+        a.renew(Duration::ZERO).await.unwrap();
+        let claimed = b.claim_activities(false, 10).await.unwrap();
+        assert_eq!(claimed.iter().map(|w| w.pos).collect::<Vec<_>>(), [0]);
+
+        // a's late result for 0 is refused; b's counts, once.
+        let before = a.history(id.clone(), 0).await.unwrap().len();
+        assert_eq!(
+            a.complete_activity(id.clone(), 0, Ok("1".into()), 3).await,
+            Err(StoreError::Fenced(id.clone()))
+        );
+        assert_eq!(a.history(id.clone(), 0).await.unwrap().len(), before);
+        use crate::store::CompleteOutcome::{Ignored, Recorded};
+        assert_eq!(b.complete_activity(id.clone(), 0, Ok("1".into()), 3).await, Ok(Recorded));
+        assert_eq!(a.complete_activity(id.clone(), 0, Ok("1".into()), 3).await, Ok(Ignored));
+
+        // Restarted under its name, b claims back what it had claimed.
+        let again = node(&db, "b").await;
+        let mine = again.claim_activities(true, 10).await.unwrap();
+        assert_eq!(mine.iter().map(|w| w.pos).collect::<Vec<_>>(), [1]);
     }
 
     #[tokio::test]

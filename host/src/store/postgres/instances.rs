@@ -221,7 +221,8 @@ async fn commit_activation(
             }
         }
     }
-    for a in &commit.activities {
+    for (i, a) in commit.activities.iter().enumerate() {
+        let claimed = (i < commit.run_here).then_some(node);
         let retry = a
             .retry
             .as_ref()
@@ -230,9 +231,16 @@ async fn commit_activation(
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         exec(
             tx,
-            "INSERT INTO activities (instance_id, pos, name, input, attempt, retry)
-             VALUES ($1, $2, $3, $4, 1, $5) ON CONFLICT DO NOTHING",
-            &[&id.as_str(), &(a.pos as i64), &a.name, &a.input, &retry],
+            "INSERT INTO activities (instance_id, pos, name, input, attempt, retry, claimed_by)
+             VALUES ($1, $2, $3, $4, 1, $5, $6) ON CONFLICT DO NOTHING",
+            &[
+                &id.as_str(),
+                &(a.pos as i64),
+                &a.name,
+                &a.input,
+                &retry,
+                &claimed,
+            ],
         )
         .await?;
     }
@@ -428,7 +436,7 @@ impl InstanceStore for PostgresStore {
         now: Millis,
     ) -> Result<Option<Committed>, StoreError> {
         transaction!(self, |tx| {
-            match lock_held(&tx, &id, &self.node, commit.lease, true).await? {
+            match lock_held(&tx, &id, &self.node, commit.lease).await? {
                 Some(s) if !s.is_terminal() => {}
                 _ => return Ok(None),
             }
@@ -445,7 +453,7 @@ impl InstanceStore for PostgresStore {
         now: Millis,
     ) -> Result<Option<Committed>, StoreError> {
         transaction!(self, |tx| {
-            let suspended = match lock_held(&tx, &id, &self.node, next.lease, true).await? {
+            let suspended = match lock_held(&tx, &id, &self.node, next.lease).await? {
                 Some(s) if !s.is_terminal() => s == RuntimeStatus::Suspended,
                 _ => return Ok(None),
             };

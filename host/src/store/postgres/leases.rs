@@ -34,6 +34,7 @@ fn encode(from: &str, to: Option<&str>, notice: &Notice) -> String {
     let (kind, arg) = match notice {
         Notice::Attend(id) => ("attend", id.to_string()),
         Notice::Moved(id) => ("moved", id.to_string()),
+        Notice::Work => ("work", String::new()),
         Notice::Deployed => ("deployed", String::new()),
         Notice::Clock(at) => ("clock", at.to_string()),
         Notice::Ended(id, status) => ("ended", format!("{}:{id}", status.as_str())),
@@ -52,6 +53,7 @@ fn decode(node: &str, payload: &str) -> Option<Notice> {
     Some(match kind {
         "attend" => Notice::Attend(arg.parse().ok()?),
         "moved" => Notice::Moved(arg.parse().ok()?),
+        "work" => Notice::Work,
         "deployed" => Notice::Deployed,
         "clock" => Notice::Clock(arg.parse().ok()?),
         "ended" => {
@@ -173,10 +175,7 @@ impl LeaseStore for PostgresStore {
              WHERE i.id = $2 AND {UNHELD} RETURNING i.lease_epoch"
         );
         if let Some(row) = self.row(&sql, &[&self.node, &id.as_str()]).await? {
-            return Ok(Claim::Held {
-                epoch: row.get::<_, i64>(0) as u64,
-                fresh: true,
-            });
+            return Ok(Claim::Held(row.get::<_, i64>(0) as u64));
         }
         let row = self
             .row("SELECT owner FROM instances WHERE id = $1", &[&id.as_str()])
@@ -234,18 +233,30 @@ impl LeaseStore for PostgresStore {
             .collect()
     }
 
-    async fn pending_activities_of(&self, id: InstanceId) -> Result<Vec<ActivityWork>, StoreError> {
-        let rows = self
-            .rows(
-                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
-                 FROM activities a JOIN instances i ON i.id = a.instance_id
-                 WHERE a.instance_id = $1
+    async fn claim_activities(
+        &self,
+        mine: bool,
+        limit: usize,
+    ) -> Result<Vec<ActivityWork>, StoreError> {
+        let claimable = if mine {
+            "b.claimed_by = $1"
+        } else {
+            "(b.claimed_by IS NULL OR (b.claimed_by <> $1 AND NOT EXISTS (
+                 SELECT 1 FROM weft_nodes n WHERE n.id = b.claimed_by AND n.until > now())))"
+        };
+        let sql = format!(
+            "UPDATE activities a SET claimed_by = $1 FROM instances i
+             WHERE i.id = a.instance_id AND (a.instance_id, a.pos) IN (
+                 SELECT b.instance_id, b.pos FROM activities b
+                 WHERE {claimable}
                    AND NOT EXISTS (SELECT 1 FROM timers t
-                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)
-                 ORDER BY a.pos",
-                &[&id.as_str()],
-            )
-            .await?;
+                                   WHERE t.instance_id = b.instance_id AND t.pos = b.pos)
+                 ORDER BY b.instance_id, b.pos
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest"
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.rows(&sql, &[&self.node, &limit]).await?;
         rows.iter().map(super::work::activity).collect()
     }
 

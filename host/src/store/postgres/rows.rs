@@ -61,15 +61,14 @@ pub(super) async fn lock_instance(
     Ok(row.map(|r| parse_status(r.get(0))).transpose()?)
 }
 
-/// Locks an instance's row like [`lock_instance`], for a write by `node` holding lease
-/// `epoch` (if given): refused ([`StoreError::Fenced`]) when the instance runs on and another
-/// node holds it now, or `node` with another epoch; with `unheld`, also when nobody holds it.
+/// Locks an instance's row like [`lock_instance`], for a commit by `node` holding lease
+/// `epoch` (if given): refused ([`StoreError::Fenced`]) when the instance runs on and `node`
+/// does not hold it with that epoch.
 pub(super) async fn lock_held(
     tx: &Transaction<'_>,
     id: &InstanceId,
     node: &str,
     epoch: Option<u64>,
-    unheld: bool,
 ) -> Result<Option<RuntimeStatus>, PgError> {
     let row = query_opt(
         tx,
@@ -82,11 +81,8 @@ pub(super) async fn lock_held(
     if let Some(epoch) = epoch
         && !status.is_terminal()
     {
-        let held = match row.get::<_, Option<&str>>(1) {
-            Some(owner) => owner == node && row.get::<_, i64>(2) == epoch as i64,
-            None => !unheld,
-        };
-        if !held {
+        let held = row.get::<_, Option<&str>>(1) == Some(node);
+        if !held || row.get::<_, i64>(2) != epoch as i64 {
             return Err(StoreError::Fenced(id.clone()).into());
         }
     }

@@ -138,6 +138,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
     -- Serves: the instances of a node whose lease ran out, and a restarted node's own.
     CREATE INDEX instances_by_owner ON instances(owner) WHERE owner IS NOT NULL;
+    -- The node running an activity (NULL: waiting for any node to claim it).
+    ALTER TABLE activities ADD COLUMN claimed_by TEXT COLLATE "C";
 
     -- Each node's lease: its instances' leases hold while `until` is ahead of now().
     CREATE TABLE weft_nodes (

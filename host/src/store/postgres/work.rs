@@ -3,7 +3,7 @@
 //! them: each fires once, whoever else is firing at the same time.
 
 use super::rows::{
-    append_events, corrupt, exec, instance_id, lock_held, lock_instance, query, query_opt,
+    append_events, corrupt, exec, instance_id, lock_instance, query, query_opt,
 };
 use super::{PgError, PostgresStore, transaction};
 use crate::clock::Millis;
@@ -22,7 +22,6 @@ pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreErr
         input: r.get(3),
         attempt: r.get::<_, i64>(4) as u32,
         digest: r.get::<_, &str>(5).parse().map_err(corrupt)?,
-        lease: None,
     })
 }
 
@@ -33,24 +32,28 @@ impl WorkStore for PostgresStore {
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
-        lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError> {
         let p = pos as i64;
         transaction!(self, |tx| {
-            match lock_held(&tx, &id, &self.node, lease, false).await? {
+            match lock_instance(&tx, &id).await? {
                 Some(s) if !s.is_terminal() => {}
                 _ => return Ok(CompleteOutcome::Ignored),
             }
             let row = query_opt(
                 &tx,
-                "SELECT attempt, retry FROM activities WHERE instance_id = $1 AND pos = $2",
+                "SELECT attempt, retry, claimed_by FROM activities
+                 WHERE instance_id = $1 AND pos = $2",
                 &[&id.as_str(), &p],
             )
             .await?;
             let Some(row) = row else {
                 return Ok(CompleteOutcome::Ignored);
             };
+            // Claimed by another node since (this node's lease ran out): its result counts.
+            if row.get::<_, Option<&str>>(2).is_some_and(|n| n != self.node) {
+                return Err(StoreError::Fenced(id.clone()).into());
+            }
             let attempt = row.get::<_, i64>(0) as u32;
             let policy: Option<RetryPolicy> = row
                 .get::<_, Option<&str>>(1)
@@ -115,6 +118,13 @@ impl WorkStore for PostgresStore {
             let mut woken = std::collections::HashSet::new();
             for (_, id, pos, kind) in due {
                 if kind == "retry" {
+                    // The next attempt runs on whichever node claims it.
+                    exec(
+                        &tx,
+                        "UPDATE activities SET claimed_by = NULL WHERE instance_id = $1 AND pos = $2",
+                        &[&id.as_str(), &pos],
+                    )
+                    .await?;
                     let work = query_opt(
                         &tx,
                         "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest

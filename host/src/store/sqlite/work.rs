@@ -19,8 +19,6 @@ impl WorkStore for SqliteStore {
         id: InstanceId,
         pos: Pos,
         result: Result<String, String>,
-        // One node serves a SQLite file: it holds every lease.
-        _lease: Option<u64>,
         now: Millis,
     ) -> Result<CompleteOutcome, StoreError> {
         self.write(move |c| {
@@ -108,7 +106,6 @@ impl WorkStore for SqliteStore {
                             input,
                             attempt,
                             digest: digest.parse().map_err(corrupt)?,
-                            lease: None,
                         });
                     }
                     continue;
@@ -145,7 +142,6 @@ impl WorkStore for SqliteStore {
                         input,
                         attempt,
                         digest: digest.parse().map_err(corrupt)?,
-                        lease: None,
                     })
                 })
                 .collect()
