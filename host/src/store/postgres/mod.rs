@@ -189,7 +189,16 @@ impl PostgresStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Unavailable(format!("no connection to PostgreSQL: {e}")))
+            .map_err(|e| {
+                // The pool's error hides PostgreSQL's ("too many clients already").
+                let mut text = format!("no connection to PostgreSQL: {e}");
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                StoreError::Unavailable(text)
+            })
     }
 
     /// The rows a read-only statement answers, on a pooled connection.
