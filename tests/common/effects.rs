@@ -42,6 +42,8 @@ type Check = Box<dyn Fn(&str) -> Option<bool> + Send + Sync>;
 struct Gate {
     /// The next hit is to be held.
     armed: bool,
+    /// Only a hit from this incarnation (host process), if set.
+    from: Option<u64>,
     /// What lets the held hit go.
     held: Option<oneshot::Sender<()>>,
 }
@@ -124,7 +126,17 @@ impl EffectsServer {
     /// Holds the next hit unanswered until [`EffectsServer::release`]: the activity that made
     /// it cannot return meanwhile, so its completion cannot be recorded.
     pub fn hold_next(&self) {
-        self.shared.gate.lock().unwrap().armed = true;
+        let mut gate = self.shared.gate.lock().unwrap();
+        gate.armed = true;
+        gate.from = None;
+    }
+
+    /// Like [`EffectsServer::hold_next`], for the next hit made by host process `incarnation`
+    /// (the others pass).
+    pub fn hold_next_from(&self, incarnation: u64) {
+        let mut gate = self.shared.gate.lock().unwrap();
+        gate.armed = true;
+        gate.from = Some(incarnation);
     }
 
     /// Waits at most `within` for the hit [`EffectsServer::hold_next`] asked for; the hit
@@ -187,7 +199,7 @@ async fn receive(
     };
     let release = {
         let mut gate = shared.gate.lock().unwrap();
-        if gate.armed && gate.held.is_none() {
+        if gate.armed && gate.held.is_none() && gate.from.is_none_or(|n| n == incarnation) {
             let (go, wait) = oneshot::channel();
             gate.held = Some(go);
             shared.held.send_replace(Some(hit));

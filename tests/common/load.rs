@@ -1,14 +1,17 @@
-//! The crash torture's load and checker, shared by the SIGKILL torture (`tests/torture.rs`)
-//! and the power-cut one (`tests/power_cut.rs`): the plan, the client with its ledger of
-//! acknowledged work, the snapshots of the database and the checks over them (each is
-//! described in `tests/torture.rs`).
+//! The crash torture's load and checker, shared by the SIGKILL torture (`tests/torture.rs`),
+//! the power-cut one (`tests/power_cut.rs`) and the cluster tests (`tests/cluster.rs`): the
+//! plan, the client with its ledger of acknowledged work (spread over several nodes when there
+//! are several), the snapshots of the database (SQLite here; PostgreSQL through
+//! `common::cluster`, from the same rows) and the checks over them (each is described in
+//! `tests/torture.rs`).
 
 use super::Weft;
+pub use super::client::*;
 use super::effects::{EffectsServer, Hit};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How many times the host is killed, by default (CI).
@@ -158,148 +161,6 @@ impl Plan {
     }
 }
 
-/// What the client got a `202` for.
-#[derive(Debug, Default, Clone)]
-pub struct Ledger {
-    /// Instance ids whose start was acknowledged.
-    pub starts: Vec<String>,
-    /// (instance id, the raise's tag) of each acknowledged event.
-    pub events: Vec<(String, String)>,
-}
-
-/// A client that survives the host going away: transport errors are answers too.
-pub struct Client {
-    pub http: reqwest::Client,
-    pub url: String,
-    pub ledger: Mutex<Ledger>,
-}
-
-impl Client {
-    pub fn new(url: &str) -> Self {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {}", super::TOKEN)
-                .parse()
-                .expect("header value"),
-        );
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(Duration::from_secs(20))
-            .build()
-            .expect("client");
-        Self {
-            http,
-            url: url.to_string(),
-            ledger: Mutex::default(),
-        }
-    }
-
-    pub fn ledger(&self) -> Ledger {
-        self.ledger.lock().unwrap().clone()
-    }
-
-    /// Status and JSON body, or `None` when the host could not be reached or went away.
-    pub async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Option<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.ok()?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.ok()?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Some((status, value))
-    }
-
-    /// Starts an instance, again and again until it is acknowledged.
-    pub async fn start(&self, plan: &Plan) {
-        let path = format!(
-            "/orchestrations/{}?instanceId={}",
-            plan.orchestration(),
-            plan.id
-        );
-        let input = plan.input();
-        super::eventually(
-            &format!("the start of {} is acknowledged", plan.id),
-            async || {
-                match self.send(reqwest::Method::POST, &path, Some(&input)).await {
-                    Some((202, _)) => Some(()),
-                    // The host is down or dying.
-                    None => None,
-                    Some((s, _)) if s >= 500 => None,
-                    Some((s, body)) => panic!("start {}: {s} {body}", plan.id),
-                }
-            },
-        )
-        .await;
-        self.ledger.lock().unwrap().starts.push(plan.id.clone());
-    }
-
-    /// Raises `answer` with `payload` (tagged `tag`) until it is acknowledged (`true`) or the
-    /// instance has ended (`false`: an earlier attempt was recorded and finished it).
-    pub async fn raise(&self, id: &str, code: u64, tag: &str) -> bool {
-        let path = format!("/instances/{id}/raiseEvent/answer");
-        let payload = json!({ "code": code, "raise": tag });
-        let acked = super::eventually(&format!("event {tag} is acknowledged"), async || match self
-            .send(reqwest::Method::POST, &path, Some(&payload))
-            .await
-        {
-            Some((202, _)) => Some(true),
-            Some((410, _)) => Some(false),
-            None => None,
-            Some((s, _)) if s >= 500 => None,
-            Some((s, body)) => panic!("raise {tag}: {s} {body}"),
-        })
-        .await;
-        if acked {
-            let event = (id.to_string(), tag.to_string());
-            self.ledger.lock().unwrap().events.push(event);
-        }
-        acked
-    }
-
-    /// The status with history, when the host answers.
-    pub async fn status(&self, id: &str) -> Option<Value> {
-        let path = format!("/instances/{id}?showHistory=true");
-        match self.send(reqwest::Method::GET, &path, None).await? {
-            (200, body) => Some(body),
-            _ => None,
-        }
-    }
-}
-
-/// Drives one instance: starts it and, for a verification, answers it.
-pub async fn drive(client: Arc<Client>, plan: Plan) {
-    client.start(&plan).await;
-    let Kind::Verify { wrong: wrongs } = plan.kind else {
-        return;
-    };
-    let id = &plan.id;
-    // The code the person "received": the output of `send-code` in the history.
-    let code = super::eventually(&format!("{id} has sent its code"), async || {
-        let status = client.status(id).await?;
-        let history = status["historyEvents"].as_array()?;
-        history
-            .iter()
-            .find(|e| e["type"] == "activity_completed")
-            .and_then(|e| e["output"].as_u64())
-    })
-    .await;
-    for k in 0..wrongs {
-        let acked = client
-            .raise(id, wrong(code, k), &format!("{id}/wrong-{k}"))
-            .await;
-        assert!(acked, "{id} ended before its right answer");
-    }
-    client.raise(id, code, &format!("{id}/right")).await;
-}
-
 /// What the database holds, read directly (read-only).
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -325,66 +186,76 @@ pub fn open_read_only(db: &Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// The history rows a [`Snapshot`] reads (as `instance_id, event`), on either backend.
+pub const ARRIVALS_SQL: &str = "SELECT instance_id, event FROM history
+     WHERE event LIKE '%activity_completed%' OR event LIKE '%event_raised%'";
+
+impl Snapshot {
+    /// A snapshot from the ids in `instances` and the rows [`ARRIVALS_SQL`] selects.
+    pub fn from_rows(
+        instances: impl IntoIterator<Item = String>,
+        arrivals: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        let mut snap = Snapshot {
+            instances: instances.into_iter().collect(),
+            ..Snapshot::default()
+        };
+        // Rows, not keys: a call completed twice is two rows under one key.
+        let mut rows: HashMap<String, i64> = HashMap::new();
+        for (instance, event) in arrivals {
+            let event: Value = serde_json::from_str(&event).expect("history event JSON");
+            match event["type"].as_str() {
+                Some("activity_completed") => {
+                    let handle = event["handle"].as_u64().expect("handle");
+                    let key = format!("{instance}/{handle}");
+                    let output = event["output"].as_str().expect("output");
+                    let output = serde_json::from_str(output).expect("output JSON");
+                    snap.completion_rows += 1;
+                    *rows.entry(key.clone()).or_default() += 1;
+                    snap.completed.insert(key.clone());
+                    snap.outputs.insert(key, output);
+                }
+                Some("event_raised") => {
+                    let payload = event["payload"].as_str().expect("payload");
+                    let payload: Value = serde_json::from_str(payload).expect("payload JSON");
+                    let tag = payload["raise"].as_str().unwrap_or_default().to_string();
+                    snap.raised.insert((instance, tag));
+                }
+                _ => {}
+            }
+        }
+        snap.completed_more_than_once = rows.into_iter().filter(|(_, n)| *n > 1).collect();
+        snap.completed_more_than_once.sort();
+        snap
+    }
+}
+
 pub fn snapshot(db: &Path) -> Snapshot {
     let conn = open_read_only(db).expect("open db");
-    let mut snap = Snapshot::default();
     let mut stmt = conn.prepare("SELECT id FROM instances").expect("prepare");
-    let ids = stmt
+    let ids: Vec<String> = stmt
         .query_map([], |r| r.get::<_, String>(0))
-        .expect("query instances");
-    for id in ids {
-        snap.instances.insert(id.expect("row"));
-    }
-    let mut stmt = conn
-        .prepare(
-            "SELECT instance_id, event FROM history
-             WHERE event LIKE '%activity_completed%' OR event LIKE '%event_raised%'",
-        )
-        .expect("prepare");
-    let rows = stmt
+        .expect("query instances")
+        .map(|id| id.expect("row"))
+        .collect();
+    let mut stmt = conn.prepare(ARRIVALS_SQL).expect("prepare");
+    let rows: Vec<(String, String)> = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .expect("query history");
-    for row in rows {
-        let (instance, event) = row.expect("row");
-        let event: Value = serde_json::from_str(&event).expect("history event JSON");
-        match event["type"].as_str() {
-            Some("activity_completed") => {
-                let handle = event["handle"].as_u64().expect("handle");
-                let key = format!("{instance}/{handle}");
-                let output = event["output"].as_str().expect("output");
-                let output = serde_json::from_str(output).expect("output JSON");
-                snap.completion_rows += 1;
-                snap.completed.insert(key.clone());
-                snap.outputs.insert(key, output);
-            }
-            Some("event_raised") => {
-                let payload = event["payload"].as_str().expect("payload");
-                let payload: Value = serde_json::from_str(payload).expect("payload JSON");
-                let tag = payload["raise"].as_str().unwrap_or_default().to_string();
-                snap.raised.insert((instance, tag));
-            }
-            _ => {}
-        }
-    }
-    // Rows, not keys: a call completed twice is two rows under one key.
-    let mut stmt = conn
-        .prepare(
-            "SELECT instance_id || '/' || json_extract(event, '$.handle'), count(*) FROM history
-             WHERE json_extract(event, '$.type') = 'activity_completed'
-             GROUP BY instance_id, json_extract(event, '$.handle') HAVING count(*) > 1",
-        )
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .expect("query repeated completions");
-    snap.completed_more_than_once = rows.map(|r| r.expect("row")).collect();
-    snap
+        .expect("query history")
+        .map(|row| row.expect("row"))
+        .collect();
+    Snapshot::from_rows(ids, rows)
+}
+
+/// An idempotency key's instance and handle.
+pub fn split_key(key: &str) -> (&str, i64) {
+    let (instance, handle) = key.rsplit_once('/').expect("key is {instance}/{handle}");
+    (instance, handle.parse().expect("handle is a number"))
 }
 
 /// Whether the call with idempotency key `{instance}/{handle}` has its completion recorded.
 pub fn is_recorded(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<bool> {
-    let (instance, handle) = key.rsplit_once('/').expect("key is {instance}/{handle}");
-    let handle: i64 = handle.parse().expect("handle is a number");
+    let (instance, handle) = split_key(key);
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM history WHERE instance_id = ?1
              AND json_extract(event, '$.type') = 'activity_completed'
@@ -423,22 +294,74 @@ pub fn lost(
     starts.chain(events).chain(gone).chain(twice).collect()
 }
 
+/// One host process (by its number: the `incarnation` its activities report), in the epochs
+/// of the effects server: the test moves to the next epoch right after each kill (and, in a
+/// cluster, each freeze and thaw), then reads the database. With one host, process `n` lives
+/// in epoch `n` and is killed at its end.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Life {
+    /// The epoch it started in.
+    pub started: u64,
+    /// The epoch it was killed at the end of; hits arriving later were sent before.
+    pub killed: Option<u64>,
+    /// The epochs it was frozen and thawed at the end of.
+    pub frozen: Option<(u64, u64)>,
+}
+
+impl Life {
+    /// Whether a hit from this process that arrived in epoch `arrived` and found its call's
+    /// completion recorded (recorded by the end of epoch `recorded`, if a snapshot saw it)
+    /// shows the process ran a call again after its completion was recorded: it ran on when
+    /// the hit arrived; or it had been killed (or frozen) and the completion was recorded
+    /// before. A process thawed after its leases ran out may finish, once, a run it began
+    /// before it froze, whose call another node completed meanwhile: not counted.
+    pub fn reran(&self, arrived: u64, recorded: Option<u64>) -> bool {
+        if let Some(killed) = self.killed
+            && arrived > killed
+        {
+            return recorded.is_some_and(|i| i <= killed);
+        }
+        if let Some((frozen, _)) = self.frozen
+            && arrived > frozen
+        {
+            return recorded.is_some_and(|i| i <= frozen);
+        }
+        true
+    }
+}
+
 /// What the kills did.
 #[derive(Default)]
 pub struct Kills {
-    /// How many incarnations were killed.
+    /// How many incarnations were killed (in a cluster: kills, freezes and thaws).
     pub count: u64,
     /// The database when the last one had been killed.
     pub previous: Option<Snapshot>,
-    /// For each recorded completion, the first incarnation by whose kill it was recorded
-    /// (none is ever gone again: checked after each kill).
+    /// For each recorded completion, the first epoch by whose end it was recorded (none is
+    /// ever gone again: checked after each kill).
     pub recorded_in: HashMap<String, u64>,
+    /// Each host process, by number.
+    pub lives: HashMap<u64, Life>,
     /// The hits held unanswered while their incarnation was killed.
     pub held: Vec<Hit>,
     /// Kills that were to wait for an activity in flight and found none in [`HOLD_WAIT`].
     pub nothing_in_flight: usize,
     /// Lost work found after a kill.
     pub lost: Vec<String>,
+}
+
+impl Kills {
+    /// Notes what the database held right after epoch `epoch` ended (the effects server is in
+    /// the next one already): lost work, and the completions recorded by then.
+    pub fn record(&mut self, epoch: u64, ledger: &Ledger, snap: Snapshot, when: &str) {
+        self.lost
+            .extend(lost(ledger, &snap, self.previous.as_ref(), when));
+        for key in &snap.completed {
+            self.recorded_in.entry(key.clone()).or_insert(epoch);
+        }
+        self.count += 1;
+        self.previous = Some(snap);
+    }
 }
 
 /// Drives the plans while crashing the host `kills` times: `crash` kills it (SIGKILL, or a
@@ -494,17 +417,22 @@ pub async fn run_load(
                 let ledger = client.ledger();
                 let snap = snapshot(&weft.db());
                 let when = format!("after kill {}", round + 1);
-                done.lost
-                    .extend(lost(&ledger, &snap, done.previous.as_ref(), &when));
                 assert_eq!(done.count, incarnation);
-                for key in &snap.completed {
-                    done.recorded_in.entry(key.clone()).or_insert(incarnation);
-                }
-                done.count += 1;
-                done.previous = Some(snap);
+                done.record(incarnation, &ledger, snap, &when);
+                let life = Life {
+                    started: incarnation,
+                    killed: Some(incarnation),
+                    frozen: None,
+                };
+                done.lives.insert(incarnation, life);
                 weft.set_env("EffectsIncarnation", &(incarnation + 1).to_string());
                 weft.restart();
             }
+            let last = Life {
+                started: done.count,
+                ..Life::default()
+            };
+            done.lives.insert(done.count, last);
             while launched < plans.len() {
                 let plan = plans[launched].clone();
                 tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
@@ -546,20 +474,24 @@ pub fn check_effects(
                 "{key}: could not tell whether its completion was recorded as its effect arrived"
             ));
         }
-        let already_recorded = hit.already_recorded == Some(true);
-        // The process that sent it was running then, or had recorded that completion itself.
-        let own = n == hit.arrived_in || recorded_in.get(key).is_some_and(|&i| i <= n);
-        let problem = match recorded_in.get(key) {
-            Some(&i) if i < n => format!(
-                "{key} ({}) ran in incarnation {n} although its completion was recorded by the \
-                 end of incarnation {i}",
-                hit.activity
+        let Some(life) = kills.lives.get(&n) else {
+            problems.push(format!("{key}: its effect came from unknown process {n}"));
+            continue;
+        };
+        let recorded = recorded_in.get(key).copied();
+        let problem = match recorded {
+            Some(i) if life.started > i => format!(
+                "{key} ({}) ran in incarnation {n}, started in epoch {} although its completion \
+                 was recorded by the end of epoch {i}",
+                hit.activity, life.started
             ),
-            _ if already_recorded && own => format!(
-                "{key} ({}) ran in incarnation {n} after its completion was recorded (the \
-                 database held it when the effect arrived, in incarnation {})",
-                hit.activity, hit.arrived_in
-            ),
+            _ if hit.already_recorded == Some(true) && life.reran(hit.arrived_in, recorded) => {
+                format!(
+                    "{key} ({}) ran in incarnation {n} after its completion was recorded (the \
+                     database held it when the effect arrived, in epoch {})",
+                    hit.activity, hit.arrived_in
+                )
+            }
             _ => continue,
         };
         duplicates += 1;
@@ -588,11 +520,12 @@ pub fn check_effects(
             ));
         }
     }
-    // 5. Kills landed while activities were in flight, and those ran again.
+    // 5. Kills landed while activities were in flight, and those ran again (in another
+    // process, after the kill).
     for held in &kills.held {
-        let again = hits
-            .iter()
-            .any(|h| h.key == held.key && h.incarnation > held.incarnation);
+        let again = hits.iter().any(|h| {
+            h.key == held.key && h.incarnation != held.incarnation && h.arrived_in > held.arrived_in
+        });
         if !again {
             problems.push(format!(
                 "{} ({}) was in flight when incarnation {} was killed, yet never ran again",
@@ -608,7 +541,13 @@ pub fn check_effects(
         reruns: runs.values().filter(|&&n| n > 1).count(),
         extra_runs: runs.values().map(|n| n - 1).sum(),
         same_incarnation: per_incarnation.values().map(|n| n - 1).sum(),
-        late: hits.iter().filter(|h| h.arrived_in > h.incarnation).count(),
+        late: hits
+            .iter()
+            .filter(|h| {
+                let killed = kills.lives.get(&h.incarnation).and_then(|l| l.killed);
+                killed.is_some_and(|k| h.arrived_in > k)
+            })
+            .count(),
     }
 }
 
@@ -625,6 +564,27 @@ pub async fn verdict(
     kills: usize,
     began: tokio::time::Instant,
     label: &str,
+) -> (Vec<String>, Vec<String>, Ledger) {
+    let read = || snapshot(&weft.db());
+    verdict_with(
+        weft, effects, client, plans, done, seed, kills, began, label, &read,
+    )
+    .await
+}
+
+/// [`verdict`], reading the database at the end with `read` (any node's `weft` answers).
+#[allow(clippy::too_many_arguments, reason = "one call per torture test")]
+pub async fn verdict_with(
+    weft: &Weft,
+    effects: &EffectsServer,
+    client: &Client,
+    plans: &[Plan],
+    done: &Kills,
+    seed: u64,
+    kills: usize,
+    began: tokio::time::Instant,
+    label: &str,
+    read: &dyn Fn() -> Snapshot,
 ) -> (Vec<String>, Vec<String>, Ledger) {
     // 2. Every instance reaches its expected output.
     let mut problems: Vec<String> = Vec::new();
@@ -644,7 +604,7 @@ pub async fn verdict(
 
     // 1. Nothing acknowledged is lost, at the end either; 3. each call completed once.
     let ledger = client.ledger();
-    let last = snapshot(&weft.db());
+    let last = read();
     let mut lost_work = done.lost.clone();
     lost_work.extend(lost(&ledger, &last, done.previous.as_ref(), "at the end"));
     let expected_activities: usize = plans.iter().map(Plan::activities).sum();

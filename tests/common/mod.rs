@@ -10,7 +10,10 @@
     reason = "each test binary uses a different part of the kit"
 )]
 
+pub mod client;
+pub mod cluster;
 pub mod effects;
+pub mod histories;
 pub mod jobs;
 pub mod load;
 pub mod sms;
@@ -294,6 +297,43 @@ impl Weft {
         {
             panic!("weft did not die within {DEATH_TIMEOUT:?} of its SIGKILL");
         }
+    }
+
+    /// The pid of the `weft` process (the watchdog shell's only child), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        let shell = self.child.as_ref()?.id();
+        std::fs::read_dir("/proc").ok()?.find_map(|entry| {
+            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid …`: the command name may hold spaces, not `)`.
+            let (_, rest) = stat.rsplit_once(')')?;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == shell).then_some(pid)
+        })
+    }
+
+    /// Sends the `weft` process signal `name` (`STOP`, `CONT`).
+    fn signal(&self, name: &str) {
+        let pid = self
+            .pid()
+            .unwrap_or_else(|| panic!("SIG{name}: weft is not running"));
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// SIGSTOPs the process: it keeps its sockets and database connections, and does nothing
+    /// until [`Weft::thaw`]. (Killing it still works: a stopped process dies of SIGKILL.)
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONTs a frozen process.
+    pub fn thaw(&self) {
+        self.signal("CONT");
     }
 
     /// The `--start-time` the next (re)start passes.

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use weft::store::{PostgresStore, SqliteStore, Store, Synchronous};
 
+/// How long the benchmark's nodes' leases last.
+const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub enum BenchDb {
     Sqlite(PathBuf),
     Postgres {
@@ -69,7 +72,7 @@ impl BenchDb {
         drop(admin);
         let _ = task.await;
         let url = with_database(url, &db)?;
-        let store = Arc::new(PostgresStore::open(&url, sync, "bench-1").await?);
+        let store = Arc::new(PostgresStore::open(&url, sync, "bench-1", LEASE).await?);
         let (client, connection) = connect(&url).await?;
         let db = Self::Postgres {
             url,
@@ -85,7 +88,7 @@ impl BenchDb {
         match self {
             Self::Sqlite(_) => anyhow::bail!("several nodes need a PostgreSQL database (--db)"),
             Self::Postgres { url, sync, .. } => Ok(Arc::new(
-                PostgresStore::open(url, *sync, &format!("bench-{n}")).await?,
+                PostgresStore::open(url, *sync, &format!("bench-{n}"), LEASE).await?,
             )),
         }
     }

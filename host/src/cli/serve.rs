@@ -118,8 +118,9 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
         bail!("--lease must be a number of seconds from 0.5 to 3600");
     }
     let node = args.node_id.clone().unwrap_or_else(default_node_id);
+    let lease = Duration::from_secs_f64(args.lease);
     let store: Arc<dyn Store> =
-        weft::store::open(&args.db, args.synchronous, args.max_db_size, &node)
+        weft::store::open(&args.db, args.synchronous, args.max_db_size, &node, lease)
             .await
             .with_context(|| format!("opening {}", args.db))?;
     if store.shared() {
@@ -189,7 +190,7 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
         max_memory: limits.max_memory << 20,
         max_history: limits.max_history,
         max_payload: limits.max_payload,
-        lease: Duration::from_secs_f64(args.lease),
+        lease,
         max_activities: args.max_activities.max(1),
     };
     let runtime = Runtime::new(store, clock, Some(cache_dir), settings).await?;

@@ -365,8 +365,7 @@ impl Runtime {
                     let _ = self.inner.finished.send((id, status));
                 }
                 Notice::Missed => {
-                    let held: Vec<InstanceId> =
-                        self.inner.leases.held().keys().cloned().collect();
+                    let held: Vec<InstanceId> = self.inner.leases.held().keys().cloned().collect();
                     for id in held {
                         let rt = self.clone();
                         tokio::spawn(async move { rt.attend(&id).await });

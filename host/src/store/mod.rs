@@ -114,12 +114,13 @@ pub enum OpenError {
 
 /// Opens the store at `location`: `sync` is how durable a commit is when it returns;
 /// `max_size` (SQLite only) the most bytes the file may grow to; `node` this node's name
-/// among those sharing the store (PostgreSQL only).
+/// among those sharing the store and `lease` how long its leases last (PostgreSQL only).
 pub async fn open(
     location: &Location,
     sync: Synchronous,
     max_size: Option<u64>,
     node: &str,
+    lease: std::time::Duration,
 ) -> Result<std::sync::Arc<dyn Store>, OpenError> {
     Ok(match location {
         Location::Sqlite(path) => {
@@ -131,7 +132,7 @@ pub async fn open(
                     "--max-db-size applies to SQLite only; limit a PostgreSQL database on the server",
                 ));
             }
-            std::sync::Arc::new(PostgresStore::open(url, sync, node).await?)
+            std::sync::Arc::new(PostgresStore::open(url, sync, node, lease).await?)
         }
     })
 }

@@ -12,6 +12,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
+/// How long the suite's nodes' leases last (what ends a transaction left open).
+const LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The suite's server, started on first use.
 fn server() -> &'static PgServer {
     static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
@@ -50,7 +53,7 @@ impl PgDatabase {
             })
             .await;
         Arc::new(
-            PostgresStore::open(&server().url(&self.name), Synchronous::Full, "test")
+            PostgresStore::open(&server().url(&self.name), Synchronous::Full, "test", LEASE)
                 .await
                 .expect("the database opens"),
         )
@@ -138,9 +141,14 @@ mod leases {
     use std::time::Duration;
 
     async fn node(db: &PgDatabase, name: &str) -> PostgresStore {
-        PostgresStore::open(&server().url(&db.name), Synchronous::Full, name)
-            .await
-            .expect("the database opens")
+        PostgresStore::open(
+            &server().url(&db.name),
+            Synchronous::Full,
+            name,
+            super::LEASE,
+        )
+        .await
+        .expect("the database opens")
     }
 
     fn commit(lease: u64) -> Commit {
@@ -267,7 +275,9 @@ mod leases {
         b.renew(Duration::from_secs(60)).await.unwrap();
         let id: crate::history::InstanceId = "i".parse().unwrap();
         create(&a, &id, "o", "1", 1).await;
-        a.commit(id.clone(), scheduling(&[0, 1], 1), 2).await.unwrap();
+        a.commit(id.clone(), scheduling(&[0, 1], 1), 2)
+            .await
+            .unwrap();
 
         // Position 1 was left for any node; position 0 is a's while a lives.
         let claimed = b.claim_activities(false, 10).await.unwrap();
@@ -285,8 +295,14 @@ mod leases {
         );
         assert_eq!(a.history(id.clone(), 0).await.unwrap().len(), before);
         use crate::store::CompleteOutcome::{Ignored, Recorded};
-        assert_eq!(b.complete_activity(id.clone(), 0, Ok("1".into()), 3).await, Ok(Recorded));
-        assert_eq!(a.complete_activity(id.clone(), 0, Ok("1".into()), 3).await, Ok(Ignored));
+        assert_eq!(
+            b.complete_activity(id.clone(), 0, Ok("1".into()), 3).await,
+            Ok(Recorded)
+        );
+        assert_eq!(
+            a.complete_activity(id.clone(), 0, Ok("1".into()), 3).await,
+            Ok(Ignored)
+        );
 
         // Restarted under its name, b claims back what it had claimed.
         let again = node(&db, "b").await;

@@ -144,7 +144,16 @@ impl PostgresStore {
     /// [`Synchronous::Normal`], commits do not wait for the server's WAL flush
     /// (`synchronous_commit = off`): a crash of the database server may lose the last commits,
     /// never corrupt them.
-    pub async fn open(url: &str, sync: Synchronous, node: &str) -> Result<Self, OpenError> {
+    ///
+    /// `lease` is how long the node's leases last: a transaction of this node left open longer
+    /// (the node froze in the middle of it) is ended by the server, so that the rows it locked
+    /// do not stop the nodes taking over from it.
+    pub async fn open(
+        url: &str,
+        sync: Synchronous,
+        node: &str,
+        lease: std::time::Duration,
+    ) -> Result<Self, OpenError> {
         if !leases::valid_node_name(node) {
             return Err(OpenError::NodeName(node.to_string()));
         }
@@ -153,9 +162,12 @@ impl PostgresStore {
             .map_err(|e: tokio_postgres::Error| OpenError::Url(e.to_string()))?;
         config.application_name("weft");
         config.connect_timeout(std::time::Duration::from_secs(10));
+        let idle = lease.as_millis().max(1);
+        let mut options = format!("-c idle_in_transaction_session_timeout={idle}");
         if sync == Synchronous::Normal {
-            config.options("-c synchronous_commit=off");
+            options.push_str(" -c synchronous_commit=off");
         }
+        config.options(&options);
         {
             let (mut client, connection) = schema::connect(&config).await?;
             let driver = tokio::spawn(connection);
@@ -186,19 +198,16 @@ impl PostgresStore {
 
     /// A pooled connection.
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| {
-                // The pool's error hides PostgreSQL's ("too many clients already").
-                let mut text = format!("no connection to PostgreSQL: {e}");
-                let mut cause = std::error::Error::source(&e);
-                while let Some(c) = cause {
-                    text.push_str(&format!(": {c}"));
-                    cause = c.source();
-                }
-                StoreError::Unavailable(text)
-            })
+        self.pool.get().await.map_err(|e| {
+            // The pool's error hides PostgreSQL's ("too many clients already").
+            let mut text = format!("no connection to PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            StoreError::Unavailable(text)
+        })
     }
 
     /// The rows a read-only statement answers, on a pooled connection.

@@ -2,9 +2,7 @@
 //! timers are taken with `FOR UPDATE SKIP LOCKED` and deleted in the transaction that fires
 //! them: each fires once, whoever else is firing at the same time.
 
-use super::rows::{
-    append_events, corrupt, exec, instance_id, lock_instance, query, query_opt,
-};
+use super::rows::{append_events, corrupt, exec, instance_id, lock_instance, query, query_opt};
 use super::{PgError, PostgresStore, transaction};
 use crate::clock::Millis;
 use crate::history::attempts::{self, Settled};
@@ -51,7 +49,10 @@ impl WorkStore for PostgresStore {
                 return Ok(CompleteOutcome::Ignored);
             };
             // Claimed by another node since (this node's lease ran out): its result counts.
-            if row.get::<_, Option<&str>>(2).is_some_and(|n| n != self.node) {
+            if row
+                .get::<_, Option<&str>>(2)
+                .is_some_and(|n| n != self.node)
+            {
                 return Err(StoreError::Fenced(id.clone()).into());
             }
             let attempt = row.get::<_, i64>(0) as u32;
