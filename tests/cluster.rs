@@ -252,7 +252,7 @@ async fn checks(
 ) -> (Vec<String>, Ledger) {
     let read = || cluster.db.snapshot();
     let weft = &cluster.nodes[node];
-    let (mut problems, lost_work, ledger) = verdict_with(
+    let (mut problems, lost_work, ledger) = verdict(
         weft,
         effects,
         client,
@@ -500,21 +500,10 @@ async fn a_frozen_node_writes_nothing_stale() {
     assert_no_problems(&cluster, &problems);
 }
 
-/// POSTs example component `crate_name` to `/components` on `node` (with `?check=true` if
-/// `check`): status and answer.
+/// Deploys example component `crate_name` on `node` (checking only, if `check`).
 async fn deploy(node: &Weft, crate_name: &str, check: bool) -> (u16, Value) {
     let bytes = std::fs::read(common::component(crate_name)).expect("a built component");
-    let query = if check { "?check=true" } else { "" };
-    let resp = node
-        .http
-        .post(format!("{}/components{query}", node.url))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .expect("deploy");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("a JSON answer"))
+    node.deploy(bytes, check).await
 }
 
 /// The lease of the restart test, in seconds: long, so that nothing node 2 held can be taken

@@ -126,6 +126,7 @@ async fn acknowledged_work_survives_power_cuts_and_recorded_activities_never_run
         cuts,
         began,
         "power-cut",
+        &|| snapshot(&weft.db()),
     )
     .await;
     let fs = pc.stats();

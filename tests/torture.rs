@@ -99,7 +99,16 @@ async fn acknowledged_work_survives_kills_and_recorded_activities_never_run_agai
     .await;
 
     let (mut problems, lost_work, ledger) = verdict(
-        &weft, &effects, &client, &plans, &done, seed, kills, began, "torture",
+        &weft,
+        &effects,
+        &client,
+        &plans,
+        &done,
+        seed,
+        kills,
+        began,
+        "torture",
+        &|| snapshot(&weft.db()),
     )
     .await;
     problems.splice(0..0, lost_work);

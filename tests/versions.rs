@@ -13,19 +13,8 @@ fn wasm(crate_name: &str) -> Vec<u8> {
     std::fs::read(common::component(crate_name)).expect("built component")
 }
 
-/// POSTs a component to `/components` (with `?check=true` if `check`).
 async fn deploy(weft: &Weft, bytes: Vec<u8>, check: bool) -> (u16, Value) {
-    let query = if check { "?check=true" } else { "" };
-    let resp = weft
-        .http
-        .post(format!("{}/components{query}", weft.url))
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .expect("deploy");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.expect("JSON answer"))
+    weft.deploy(bytes, check).await
 }
 
 async fn upgrade(weft: &Weft, id: &str, to: &str) -> (u16, Value) {

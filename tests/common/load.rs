@@ -551,30 +551,11 @@ pub fn check_effects(
     }
 }
 
-/// Checks 1 to 6 once the load has run (every instance is awaited); prints the figures line
+/// Checks 1 to 6 once the load has run (every instance is awaited), reading the database at
+/// the end with `read` (any node's `weft` answers); prints the figures line
 /// (`{label}: kills=… lost=… …`). The problems, the lost work, and the final ledger.
 #[allow(clippy::too_many_arguments, reason = "one call per torture test")]
 pub async fn verdict(
-    weft: &Weft,
-    effects: &EffectsServer,
-    client: &Client,
-    plans: &[Plan],
-    done: &Kills,
-    seed: u64,
-    kills: usize,
-    began: tokio::time::Instant,
-    label: &str,
-) -> (Vec<String>, Vec<String>, Ledger) {
-    let read = || snapshot(&weft.db());
-    verdict_with(
-        weft, effects, client, plans, done, seed, kills, began, label, &read,
-    )
-    .await
-}
-
-/// [`verdict`], reading the database at the end with `read` (any node's `weft` answers).
-#[allow(clippy::too_many_arguments, reason = "one call per torture test")]
-pub async fn verdict_with(
     weft: &Weft,
     effects: &EffectsServer,
     client: &Client,

@@ -459,6 +459,21 @@ impl Weft {
         .await
     }
 
+    /// POSTs a component to `/components` (with `?check=true` if `check`): status and answer.
+    pub async fn deploy(&self, bytes: Vec<u8>, check: bool) -> (u16, Value) {
+        let query = if check { "?check=true" } else { "" };
+        let resp = self
+            .http
+            .post(format!("{}/components{query}", self.url))
+            .header("content-type", "application/wasm")
+            .body(bytes)
+            .send()
+            .await
+            .expect("deploy");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("a JSON answer"))
+    }
+
     /// Waits until the instance's history holds an event of `kind` (its `type`); returns the
     /// history.
     pub async fn history_has(&self, id: &str, kind: &str) -> Vec<Value> {

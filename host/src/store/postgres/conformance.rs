@@ -151,6 +151,20 @@ mod leases {
         .expect("the database opens")
     }
 
+    /// Nodes `a` and `b`, both live, on a fresh database holding component `c`.
+    async fn two_nodes() -> (PgDatabase, PostgresStore, PostgresStore) {
+        let db = PgDatabase::new();
+        db.store().await;
+        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
+        let digest = crate::history::digest_of(b"c");
+        a.put_component(digest, b"c".to_vec(), false, 0)
+            .await
+            .unwrap();
+        a.renew(Duration::from_secs(60)).await.unwrap();
+        b.renew(Duration::from_secs(60)).await.unwrap();
+        (db, a, b)
+    }
+
     fn commit(lease: u64) -> Commit {
         Commit {
             lease: Some(lease),
@@ -163,15 +177,7 @@ mod leases {
 
     #[tokio::test]
     async fn one_node_at_a_time_holds_an_instance_and_a_node_that_lost_it_writes_nothing() {
-        let db = PgDatabase::new();
-        db.store().await;
-        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
-        let digest = crate::history::digest_of(b"c");
-        a.put_component(digest, b"c".to_vec(), false, 0)
-            .await
-            .unwrap();
-        a.renew(Duration::from_secs(60)).await.unwrap();
-        b.renew(Duration::from_secs(60)).await.unwrap();
+        let (_db, a, b) = two_nodes().await;
         let id: crate::history::InstanceId = "i".parse().unwrap();
         create(&a, &id, "o", "1", 1).await;
 
@@ -208,14 +214,7 @@ mod leases {
 
     #[tokio::test]
     async fn a_dead_nodes_instances_are_taken_over_and_a_restarted_node_takes_back_its_own() {
-        let db = PgDatabase::new();
-        db.store().await;
-        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
-        a.put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
-            .await
-            .unwrap();
-        a.renew(Duration::from_secs(60)).await.unwrap();
-        b.renew(Duration::from_secs(60)).await.unwrap();
+        let (_db, a, b) = two_nodes().await;
         for i in 0..3 {
             create(&a, &format!("a{i}").parse().unwrap(), "o", "1", 1).await;
         }
@@ -265,14 +264,7 @@ mod leases {
 
     #[tokio::test]
     async fn an_activity_runs_where_it_is_claimed_and_a_node_that_lost_its_claim_records_nothing() {
-        let db = PgDatabase::new();
-        db.store().await;
-        let (a, b) = (node(&db, "a").await, node(&db, "b").await);
-        a.put_component(crate::history::digest_of(b"c"), b"c".to_vec(), false, 0)
-            .await
-            .unwrap();
-        a.renew(Duration::from_secs(60)).await.unwrap();
-        b.renew(Duration::from_secs(60)).await.unwrap();
+        let (db, a, b) = two_nodes().await;
         let id: crate::history::InstanceId = "i".parse().unwrap();
         create(&a, &id, "o", "1", 1).await;
         a.commit(id.clone(), scheduling(&[0, 1], 1), 2)
