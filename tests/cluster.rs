@@ -652,6 +652,41 @@ async fn a_component_deployed_on_one_node_serves_new_instances_on_all() {
 }
 
 #[tokio::test]
+async fn a_node_stopped_with_sigterm_hands_its_instances_over_at_once() {
+    // A lease far longer than the test's bound: only the stopped node's handover can move its
+    // instance in time.
+    let options = Options::new(&["hello-sequence"]);
+    let mut cluster = Cluster::with_lease("stopped", options, RESTART_LEASE).await;
+    let node_1 = node_id(0);
+    cluster.nodes[0]
+        .start_instance("wait-for-event", "handed", json!(null))
+        .await;
+    let what = format!("{node_1} holds the waiting instance");
+    cluster
+        .within(EVENT_LATENCY, &what, async || {
+            let owners = cluster.db.owners(&["handed"]);
+            (owners == [Some(node_1.clone())]).then_some(())
+        })
+        .await;
+    cluster.nodes[0].stop();
+    cluster.nodes[1].raise("handed", "go", json!(7)).await;
+    let what = format!("the instance {node_1} held completes once it stopped");
+    let status = cluster
+        .within(Duration::from_secs(TAKEOVER), &what, async || {
+            let status = cluster.nodes[2].status("handed").await;
+            ended(&status).then_some(status)
+        })
+        .await;
+    assert_eq!(status["runtimeStatus"], "Completed", "{status}");
+    assert_eq!(status["output"], 7, "{status}");
+    let owners = cluster.db.owners(&["handed"]);
+    assert!(
+        owners[0].as_ref().is_some_and(|o| *o != node_1),
+        "{owners:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_manual_clock_is_shared() {
     let cluster = Cluster::start("clock", Options::new(&["fixtures"])).await;
     // A 30-second wait started on each node.

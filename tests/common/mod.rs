@@ -290,6 +290,28 @@ impl Weft {
         self.log.lock().unwrap().clone()
     }
 
+    /// SIGTERMs the process (a graceful stop) and returns once it has exited by itself.
+    pub fn stop(&mut self) {
+        let pid = self.pid().expect("SIGTERM: weft is not running");
+        self.signal("TERM");
+        let deadline = tokio::time::Instant::now() + DEATH_TIMEOUT;
+        // Exited: gone, or a zombie its watchdog shell has not waited for yet.
+        let exited = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| Some(stat.rsplit_once(')')?.1.split_whitespace().next()? == "Z"))
+                .unwrap_or(true)
+        };
+        while !exited() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "weft did not exit within {DEATH_TIMEOUT:?} of its SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+
     /// SIGKILLs the process (no shutdown, no flush) and returns once it is gone.
     pub fn kill(&mut self) {
         if let Some(child) = self.child.take()

@@ -207,18 +207,25 @@ pub(super) async fn serve(args: ServeArgs, token: Option<String>) -> anyhow::Res
     }
     runtime.recover().await?;
     let app = api::router(AppState {
-        runtime,
+        runtime: runtime.clone(),
         public_url: public_url.into(),
         token: token.into(),
         max_body: args.max_body,
         body_timeout: Duration::from_secs_f64(args.body_timeout),
     });
     eprintln!("weft listening on http://{addr}");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         })
         .await?;
+    // On a shared database, what this node held goes to the others now.
+    runtime.leave_cluster().await;
     Ok(())
 }
 

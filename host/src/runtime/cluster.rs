@@ -262,6 +262,23 @@ impl Runtime {
         Ok(())
     }
 
+    /// When the node stops (SIGTERM, Ctrl-C): its lease ends now, so the other nodes take over
+    /// what it held (instances and activity claims) at once rather than after `--lease`; they
+    /// are told.
+    pub async fn leave_cluster(&self) {
+        if !self.shared() {
+            return;
+        }
+        if let Err(e) = self.inner.store.renew(Duration::ZERO).await {
+            tracing::warn!("cannot end this node's lease: {e}");
+            return;
+        }
+        if let Err(e) = self.inner.store.notify(None, Notice::Left).await {
+            tracing::warn!("cannot tell the other nodes this node stops: {e}");
+        }
+        tracing::info!("this node's lease ended: the other nodes take over what it held");
+    }
+
     /// How often a node renews its lease and sweeps: three times per lease.
     pub(super) fn sweep_interval(&self) -> Duration {
         self.inner.settings.lease / 3
@@ -347,6 +364,10 @@ impl Runtime {
                     tokio::spawn(async move { rt.attend(&id).await });
                 }
                 Notice::Work => self.inner.leases.work_waits(),
+                Notice::Left => {
+                    let rt = self.clone();
+                    tokio::spawn(async move { rt.sweep().await });
+                }
                 Notice::Moved(id) => {
                     if self.is_hot(&id) {
                         self.mark_moved(&id);

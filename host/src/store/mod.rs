@@ -421,6 +421,8 @@ pub enum Notice {
     Clock(Millis),
     /// This instance ended so (for those waiting for its end on other nodes).
     Ended(InstanceId, crate::history::RuntimeStatus),
+    /// The sending node stopped and let go of everything: take it over now.
+    Left,
     /// Notices may have been missed (the store's listening connection was lost): look at
     /// everything held again.
     Missed,

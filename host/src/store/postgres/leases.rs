@@ -38,6 +38,7 @@ fn encode(from: &str, to: Option<&str>, notice: &Notice) -> String {
         Notice::Deployed => ("deployed", String::new()),
         Notice::Clock(at) => ("clock", at.to_string()),
         Notice::Ended(id, status) => ("ended", format!("{}:{id}", status.as_str())),
+        Notice::Left => ("left", String::new()),
         Notice::Missed => ("missed", String::new()),
     };
     format!("{from}|{}|{kind}|{arg}", to.unwrap_or("*"))
@@ -54,6 +55,7 @@ fn decode(node: &str, payload: &str) -> Option<Notice> {
         "attend" => Notice::Attend(arg.parse().ok()?),
         "moved" => Notice::Moved(arg.parse().ok()?),
         "work" => Notice::Work,
+        "left" => Notice::Left,
         "deployed" => Notice::Deployed,
         "clock" => Notice::Clock(arg.parse().ok()?),
         "ended" => {
