@@ -75,7 +75,8 @@ pub(super) enum Holding {
 }
 
 impl Runtime {
-    fn shared(&self) -> bool {
+    /// Whether the store is shared with other nodes.
+    pub(super) fn shared(&self) -> bool {
         self.inner.leases.shared
     }
 

@@ -293,20 +293,18 @@ impl Runtime {
     /// here; those of other nodes are theirs, or taken over once their node's lease ran out.
     pub async fn recover(&self) -> Result<(), RuntimeError> {
         self.publish_stored().await?;
-        if self.inner.store.shared() {
+        if self.shared() {
             self.join_cluster().await?;
-            let rt = self.clone();
-            tokio::spawn(async move { rt.timer_service().await });
-            return Ok(());
-        }
-        for work in self.inner.store.pending_activities().await? {
-            self.dispatch_activity(work);
-        }
-        for id in self.inner.store.unfinished_instances().await? {
-            self.wake(&id);
-        }
-        for entity in self.inner.store.entities_with_work().await? {
-            self.wake_entity(&entity);
+        } else {
+            for work in self.inner.store.pending_activities().await? {
+                self.dispatch_activity(work);
+            }
+            for id in self.inner.store.unfinished_instances().await? {
+                self.wake(&id);
+            }
+            for entity in self.inner.store.entities_with_work().await? {
+                self.wake_entity(&entity);
+            }
         }
         let rt = self.clone();
         tokio::spawn(async move { rt.timer_service().await });
@@ -321,13 +319,10 @@ impl Runtime {
         input: &serde_json::Value,
         id: Option<InstanceId>,
     ) -> Result<(InstanceId, bool), RuntimeError> {
-        let mut digest = self.inner.components.digest_for(name);
-        if digest.is_none() && self.inner.store.shared() {
-            // Perhaps deployed through another node a moment ago.
-            self.publish_stored().await?;
-            digest = self.inner.components.digest_for(name);
-        }
-        let digest = digest.ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
+        let digest = self
+            .deployed(|c| c.digest_for(name))
+            .await?
+            .ok_or_else(|| RuntimeError::UnknownOrchestration(name.to_string()))?;
         let id = id.unwrap_or_else(crate::history::new_instance_id);
         let now = self.now();
         let started = HistoryEvent::Started {
@@ -481,14 +476,12 @@ impl Runtime {
         operation: &str,
         input: &serde_json::Value,
     ) -> Result<(), RuntimeError> {
-        if self.inner.components.entity_digest(&entity.name).is_none() {
-            // Perhaps deployed through another node a moment ago.
-            if self.inner.store.shared() {
-                self.publish_stored().await?;
-            }
-            if self.inner.components.entity_digest(&entity.name).is_none() {
-                return Err(RuntimeError::UnknownEntity(entity.name));
-            }
+        if self
+            .deployed(|c| c.entity_digest(&entity.name))
+            .await?
+            .is_none()
+        {
+            return Err(RuntimeError::UnknownEntity(entity.name));
         }
         let op = EntityOp {
             entity: entity.clone(),
@@ -680,7 +673,7 @@ impl Runtime {
             };
             // Other nodes arm timers too (and may die before they fire them): look again.
             let others = async {
-                if self.inner.store.shared() {
+                if self.shared() {
                     tokio::time::sleep(self.sweep_interval()).await
                 } else {
                     std::future::pending().await

@@ -166,6 +166,23 @@ impl Runtime {
             .remove(id)
     }
 
+    /// What `find` finds among the published components. On a shared store, a miss loads the
+    /// stored components once and looks again: it may have been deployed through another node
+    /// a moment ago.
+    pub(super) async fn deployed<T>(
+        &self,
+        find: impl Fn(&super::components::Components) -> Option<T>,
+    ) -> Result<Option<T>, RuntimeError> {
+        if let Some(found) = find(&self.inner.components) {
+            return Ok(Some(found));
+        }
+        if !self.shared() {
+            return Ok(None);
+        }
+        self.publish_stored().await?;
+        Ok(find(&self.inner.components))
+    }
+
     /// Makes every stored component available again after a restart, in the order they were
     /// first deployed: the newest deployed version of a name serves new instances. A component
     /// that no longer loads (say, built for an older contract) is skipped with a warning; the
