@@ -86,7 +86,7 @@ impl Runtime {
         }
         let caller = self
             .store()
-            .finish_entity_op(entity.clone(), op.id, applied, self.now())
+            .finish_entity_op(entity.clone(), op.id, op.version, applied, self.now())
             .await?;
         if let Some(caller) = caller {
             self.wake(&caller);

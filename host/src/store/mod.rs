@@ -313,14 +313,17 @@ pub trait EntityStore: Send + Sync {
     /// The oldest operation waiting for `entity`, if any, with the entity's current state.
     async fn next_entity_op(&self, entity: EntityKey) -> Result<Option<NextOp>, StoreError>;
 
-    /// Stores what applying inbox operation `id` of `entity` produced and takes it out of the
-    /// inbox, at once; for a call whose caller [`weft_core::ending::entity_reply`] still
-    /// answers, the caller to wake. Nothing is written if the operation is no longer in the
-    /// inbox (it was applied already).
+    /// Stores what applying inbox operation `id` of `entity` to the state of `version` (see
+    /// [`NextOp::version`]) produced and takes it out of the inbox, at once; for a call whose
+    /// caller [`weft_core::ending::entity_reply`] still answers, the caller to wake. Nothing
+    /// is written if the operation is no longer in the inbox (it was applied already) or the
+    /// entity is no longer at `version` (another worker, on another node of a shared store,
+    /// applied an operation since): the caller reads the next operation again.
     async fn finish_entity_op(
         &self,
         entity: EntityKey,
         id: i64,
+        version: u64,
         applied: AppliedOp,
         now: Millis,
     ) -> Result<Option<InstanceId>, StoreError>;

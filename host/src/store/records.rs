@@ -207,6 +207,9 @@ pub struct NextOp {
     pub operation: String,
     pub input: String,
     pub state: Option<String>,
+    /// How many operations the entity had applied when this was read: the version of
+    /// `state`, which [`super::EntityStore::finish_entity_op`] checks.
+    pub version: u64,
 }
 
 /// What applying an operation produced.

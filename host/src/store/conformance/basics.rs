@@ -166,13 +166,13 @@ pub async fn an_entity_operation_is_applied_once_and_answers_its_caller(backend:
         output: "2".into(),
     };
     let caller = store
-        .finish_entity_op(entity.clone(), op.id, done.clone(), 2)
+        .finish_entity_op(entity.clone(), op.id, op.version, done.clone(), 2)
         .await
         .unwrap();
     assert_eq!(caller, Some(id.clone()));
     // Stored again (say, by a second worker): nothing changes.
     let again = store
-        .finish_entity_op(entity.clone(), op.id, done, 3)
+        .finish_entity_op(entity.clone(), op.id, op.version, done, 3)
         .await
         .unwrap();
     assert_eq!(again, None);

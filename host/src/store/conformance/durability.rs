@@ -120,7 +120,7 @@ pub async fn what_was_acknowledged_is_there_after_reopening(backend: &dyn Backen
         output: "3".into(),
     };
     store
-        .finish_entity_op(counter.clone(), first.id, applied, 11)
+        .finish_entity_op(counter.clone(), first.id, first.version, applied, 11)
         .await
         .unwrap();
     store.signal_entity(op("4"), 12).await.unwrap();

@@ -87,7 +87,7 @@ pub async fn two_workers_applying_one_operation_apply_it_once_and_reply_once(
             let (store, counter) = (store.clone(), counter.clone());
             tokio::spawn(async move {
                 let woke = store
-                    .finish_entity_op(counter, next.id, done(state, state), 2)
+                    .finish_entity_op(counter, next.id, next.version, done(state, state), 2)
                     .await
                     .unwrap();
                 (state, woke)
@@ -120,7 +120,7 @@ pub async fn two_workers_applying_one_operation_apply_it_once_and_reply_once(
     // Applied once more later (a worker restarted): still nothing.
     assert_eq!(
         store
-            .finish_entity_op(counter.clone(), next.id, done("3", "3"), 3)
+            .finish_entity_op(counter.clone(), next.id, next.version, done("3", "3"), 3)
             .await
             .unwrap(),
         None
@@ -178,7 +178,7 @@ pub async fn a_reply_reaches_only_the_run_that_called_while_it_has_not_ended(
         };
         woken.push(
             store
-                .finish_entity_op(counter.clone(), next.id, applied, 3)
+                .finish_entity_op(counter.clone(), next.id, next.version, applied, 3)
                 .await
                 .unwrap(),
         );
@@ -224,7 +224,7 @@ pub async fn a_reply_reaches_only_the_run_that_called_while_it_has_not_ended(
     let unknown = AppliedOp::Unknown("no entity named 'ghost'".into());
     assert_eq!(
         store
-            .finish_entity_op(ghost.clone(), next.id, unknown, 4)
+            .finish_entity_op(ghost.clone(), next.id, next.version, unknown, 4)
             .await
             .unwrap(),
         Some(failing.clone())
@@ -299,7 +299,7 @@ pub async fn operations_wait_in_the_inbox_in_order_and_a_failure_keeps_the_state
         );
         assert_eq!(
             store
-                .finish_entity_op(k1.clone(), next.id, applied, 10 + n as u64)
+                .finish_entity_op(k1.clone(), next.id, next.version, applied, 10 + n as u64)
                 .await
                 .unwrap(),
             None,
@@ -353,7 +353,7 @@ pub async fn entities_list_by_name_and_key_in_pages_and_logs_page_by_position(
                 .unwrap();
             let next = store.next_entity_op(entity.clone()).await.unwrap().unwrap();
             store
-                .finish_entity_op(entity.clone(), next.id, done("1", "1"), 2)
+                .finish_entity_op(entity.clone(), next.id, next.version, done("1", "1"), 2)
                 .await
                 .unwrap();
             all.push(entity);
@@ -405,7 +405,7 @@ pub async fn entities_list_by_name_and_key_in_pages_and_logs_page_by_position(
             .unwrap();
         let next = store.next_entity_op(busy.clone()).await.unwrap().unwrap();
         store
-            .finish_entity_op(busy.clone(), next.id, done("1", "1"), 5)
+            .finish_entity_op(busy.clone(), next.id, next.version, done("1", "1"), 5)
             .await
             .unwrap();
     }
@@ -438,7 +438,7 @@ pub async fn purging_an_entity_deletes_its_state_and_log_while_waiting_operation
             .unwrap();
         let next = store.next_entity_op(entity.clone()).await.unwrap().unwrap();
         store
-            .finish_entity_op(entity.clone(), next.id, done("7", "7"), 2)
+            .finish_entity_op(entity.clone(), next.id, next.version, done("7", "7"), 2)
             .await
             .unwrap();
     }
@@ -468,7 +468,7 @@ pub async fn purging_an_entity_deletes_its_state_and_log_while_waiting_operation
         .unwrap();
     assert_eq!((next.input.as_str(), next.state), ("2", None));
     store
-        .finish_entity_op(counter.clone(), next.id, done("2", "2"), 4)
+        .finish_entity_op(counter.clone(), next.id, next.version, done("2", "2"), 4)
         .await
         .unwrap();
     let log = store.entity_log(counter.clone(), 0, 10).await.unwrap();
@@ -491,4 +491,58 @@ pub async fn purging_an_entity_deletes_its_state_and_log_while_waiting_operation
     );
     assert_eq!(store.purge_entity(counter.clone()).await.unwrap(), (1, 1));
     assert!(store.entity(counter).await.unwrap().is_none());
+}
+
+pub async fn a_result_computed_on_a_state_that_changed_since_is_not_stored(backend: &dyn Backend) {
+    let store = backend.open().await;
+    let counter = key("counter", "k");
+    store
+        .signal_entity(op(&counter, "add", "1"), 1)
+        .await
+        .unwrap();
+    let first = store
+        .next_entity_op(counter.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.version, first.state.as_deref()), (0, None));
+    store
+        .finish_entity_op(counter.clone(), first.id, first.version, done("1", "1"), 2)
+        .await
+        .unwrap();
+    store
+        .signal_entity(op(&counter, "add", "2"), 3)
+        .await
+        .unwrap();
+    let read = store
+        .next_entity_op(counter.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((read.version, read.state.as_deref()), (1, Some("1")));
+    // The state it was read with goes away before its result is stored.
+    store.purge_entity(counter.clone()).await.unwrap();
+    store
+        .finish_entity_op(counter.clone(), read.id, read.version, done("3", "3"), 4)
+        .await
+        .unwrap();
+    let row = store.entity(counter.clone()).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.operations, row.pending),
+        (None, 0, 1),
+        "nothing stored, the operation still waits"
+    );
+    let again = store
+        .next_entity_op(counter.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.id, again.version, again.state), (read.id, 0, None));
+    store
+        .finish_entity_op(counter.clone(), again.id, again.version, done("2", "2"), 5)
+        .await
+        .unwrap();
+    let log = store.entity_log(counter.clone(), 0, 10).await.unwrap();
+    let outputs: Vec<_> = log.iter().map(|l| l.output.as_deref()).collect();
+    assert_eq!(outputs, [Some("2")]);
 }

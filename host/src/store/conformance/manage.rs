@@ -283,7 +283,7 @@ pub async fn a_purge_removes_an_ended_instance_with_everything_and_its_ended_chi
     };
     assert_eq!(
         store
-            .finish_entity_op(counter, next.id, applied, 7)
+            .finish_entity_op(counter, next.id, next.version, applied, 7)
             .await
             .unwrap(),
         None

@@ -165,6 +165,7 @@ macro_rules! conformance_suite {
             entities::operations_wait_in_the_inbox_in_order_and_a_failure_keeps_the_state,
             entities::entities_list_by_name_and_key_in_pages_and_logs_page_by_position,
             entities::purging_an_entity_deletes_its_state_and_log_while_waiting_operations_apply_later,
+            entities::a_result_computed_on_a_state_that_changed_since_is_not_stored,
             manage::suspend_and_resume_say_what_they_changed,
             manage::a_listing_filters_by_status_name_and_creation_time,
             manage::pages_of_a_listing_hold_every_instance_once,

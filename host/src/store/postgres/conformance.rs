@@ -325,4 +325,66 @@ mod leases {
         assert_eq!(next().await, Some(Notice::Attend(id)));
         assert_eq!(next().await, Some(Notice::Clock(7)));
     }
+
+    /// Two nodes apply the operations of one entity at once, each to the oldest it sees: an
+    /// operation sent in a transaction that commits late has the lower id, so one node reads
+    /// the later operation and the other the earlier one, both on the same state. Only the
+    /// first result stored counts; the other is applied again to the new state.
+    #[tokio::test]
+    async fn two_nodes_applying_one_entity_apply_each_operation_to_the_state_the_one_before_left() {
+        use crate::store::{AppliedOp, EntityKey, EntityOp, EntityStore as _};
+        let (db, a, b) = two_nodes().await;
+        let counter = EntityKey {
+            name: "counter".into(),
+            key: "k".into(),
+        };
+        let (late, connection) =
+            tokio_postgres::connect(&server().url(&db.name), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        late.batch_execute(
+            "BEGIN; INSERT INTO entity_inbox (name, key, operation, input, sent_at)
+             VALUES ('counter', 'k', 'add', '1', 1)",
+        )
+        .await
+        .unwrap();
+        let two = EntityOp {
+            entity: counter.clone(),
+            operation: "add".into(),
+            input: "2".into(),
+            reply: None,
+        };
+        a.signal_entity(two, 2).await.unwrap();
+        let on_a = a.next_entity_op(counter.clone()).await.unwrap().unwrap();
+        assert_eq!((on_a.input.as_str(), on_a.version), ("2", 0));
+        late.batch_execute("COMMIT").await.unwrap();
+        let on_b = b.next_entity_op(counter.clone()).await.unwrap().unwrap();
+        assert_eq!((on_b.input.as_str(), on_b.version), ("1", 0));
+        let done = |n: &str| AppliedOp::Done {
+            state: Some(n.into()),
+            output: n.into(),
+        };
+        b.finish_entity_op(counter.clone(), on_b.id, on_b.version, done("1"), 3)
+            .await
+            .unwrap();
+        a.finish_entity_op(counter.clone(), on_a.id, on_a.version, done("2"), 4)
+            .await
+            .unwrap();
+        let again = a.next_entity_op(counter.clone()).await.unwrap().unwrap();
+        assert_eq!(
+            (again.id, again.version, again.state.as_deref()),
+            (on_a.id, 1, Some("1")),
+            "the later operation waits, to apply to what the earlier one left"
+        );
+        a.finish_entity_op(counter.clone(), again.id, again.version, done("3"), 5)
+            .await
+            .unwrap();
+        let log = a.entity_log(counter, 0, 10).await.unwrap();
+        let applied: Vec<_> = log
+            .iter()
+            .map(|l| (l.input.as_str(), l.output.as_deref()))
+            .collect();
+        assert_eq!(applied, [("1", Some("1")), ("2", Some("3"))]);
+    }
 }

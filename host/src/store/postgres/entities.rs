@@ -76,6 +76,18 @@ async fn reply(
     Ok(Some(id))
 }
 
+/// Waits until no other transaction writes `entity`'s state, and keeps others from it until
+/// this one ends.
+async fn lock_entity(tx: &Transaction<'_>, entity: &EntityKey) -> Result<(), PgError> {
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))",
+        &key(entity),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The (name, key) parameters of an entity.
 fn key(entity: &EntityKey) -> [&(dyn tokio_postgres::types::ToSql + Sync); 2] {
     [&entity.name, &entity.key]
@@ -90,7 +102,7 @@ impl EntityStore for PostgresStore {
     async fn next_entity_op(&self, entity: EntityKey) -> Result<Option<NextOp>, StoreError> {
         let op = self
             .row(
-                "SELECT i.id, i.operation, i.input, e.state
+                "SELECT i.id, i.operation, i.input, e.state, coalesce(e.operations, 0)
                  FROM entity_inbox i LEFT JOIN entities e ON e.name = i.name AND e.key = i.key
                  WHERE i.name = $1 AND i.key = $2 ORDER BY i.id LIMIT 1",
                 &key(&entity),
@@ -101,6 +113,7 @@ impl EntityStore for PostgresStore {
             operation: r.get(1),
             input: r.get(2),
             state: r.get(3),
+            version: r.get::<_, i64>(4) as u64,
         }))
     }
 
@@ -108,10 +121,26 @@ impl EntityStore for PostgresStore {
         &self,
         entity: EntityKey,
         id: i64,
+        version: u64,
         applied: AppliedOp,
         now: Millis,
     ) -> Result<Option<InstanceId>, StoreError> {
         transaction!(self, |tx| {
+            // One finisher per entity at a time, cluster-wide, and only on the state the
+            // operation was applied to: two nodes may each have read the oldest operation
+            // they saw (one sent in a transaction that committed late has a lower id).
+            lock_entity(&tx, &entity).await?;
+            let (name, key) = (&entity.name, &entity.key);
+            let at = query_opt(
+                &tx,
+                "SELECT operations FROM entities WHERE name = $1 AND key = $2",
+                &[name, key],
+            )
+            .await?
+            .map_or(0, |r| r.get::<_, i64>(0));
+            if at as u64 != version {
+                return Ok(None);
+            }
             let row = query_opt(
                 &tx,
                 "DELETE FROM entity_inbox WHERE id = $1
@@ -250,6 +279,7 @@ impl EntityStore for PostgresStore {
 
     async fn purge_entity(&self, entity: EntityKey) -> Result<(usize, usize), StoreError> {
         transaction!(self, |tx| {
+            lock_entity(&tx, &entity).await?;
             let log = exec(
                 &tx,
                 "DELETE FROM entity_log WHERE name = $1 AND key = $2",

@@ -94,32 +94,47 @@ impl EntityStore for SqliteStore {
             let Some((id, operation, input)) = op else {
                 return Ok(None);
             };
-            let state: Option<String> = c
-                .prepare_cached("SELECT state FROM entities WHERE name = ?1 AND key = ?2")?
-                .query_row(params![entity.name, entity.key], |r| r.get(0))
+            let (state, version) = c
+                .prepare_cached(
+                    "SELECT state, operations FROM entities WHERE name = ?1 AND key = ?2",
+                )?
+                .query_row(params![entity.name, entity.key], |r| {
+                    Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?))
+                })
                 .optional()?
-                .flatten();
+                .unwrap_or((None, 0));
             Ok(Some(NextOp {
                 id,
                 operation,
                 input,
                 state,
+                version: version as u64,
             }))
         })
         .await
     }
 
-    /// Stores what applying inbox operation `id` of `entity` produced, and takes it out of the
-    /// inbox, in one transaction; for a call, the caller to wake. Nothing is written if the
-    /// operation is no longer in the inbox (it was applied already).
+    /// Stores what applying inbox operation `id` of `entity` to the state of `version`
+    /// produced, and takes it out of the inbox, in one transaction; for a call, the caller to
+    /// wake. Nothing is written if the operation is no longer in the inbox (it was applied
+    /// already) or the entity moved on from `version`.
     async fn finish_entity_op(
         &self,
         entity: EntityKey,
         id: i64,
+        version: u64,
         applied: AppliedOp,
         now: Millis,
     ) -> Result<Option<InstanceId>, StoreError> {
         self.write(move |c| {
+            let now_at: i64 = c
+                .prepare_cached("SELECT operations FROM entities WHERE name = ?1 AND key = ?2")?
+                .query_row(params![entity.name, entity.key], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0);
+            if now_at as u64 != version {
+                return Ok(None);
+            }
             type Inbox = (String, String, Option<String>, Option<u32>, Option<Pos>);
             let row: Option<Inbox> = c
                 .prepare_cached(
