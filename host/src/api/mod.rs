@@ -199,6 +199,9 @@ impl From<RuntimeError> for ApiError {
             }
             Callback(_) => (StatusCode::FORBIDDEN, "invalid_signature"),
             Store(e) if e.is_full() => (StatusCode::SERVICE_UNAVAILABLE, "store_full"),
+            Store(crate::store::StoreError::Io(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store_io_error")
+            }
             Store(
                 crate::store::StoreError::Unavailable(_)
                 | crate::store::StoreError::Closed
@@ -212,6 +215,14 @@ impl From<RuntimeError> for ApiError {
                 status,
                 code,
                 "the database is full: nothing of this request was kept; free space and retry",
+            );
+        }
+        if code == "store_io_error" {
+            tracing::error!("{e}");
+            return ApiError::new(
+                status,
+                code,
+                "the disk failed to write or fsync this request: it was not acknowledged; retry",
             );
         }
         if status.is_server_error() {

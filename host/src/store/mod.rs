@@ -36,6 +36,11 @@ pub enum StoreError {
     /// The disk (or the store's size limit) is full; nothing of the write was kept.
     #[error("the store is full: {0}")]
     Full(String),
+    /// The disk failed a write or an fsync: the write is not acknowledged and may not be
+    /// durable, and the store does not go on as if it were (SQLite writes the next
+    /// transaction over it). Retriable once the disk is sound.
+    #[error("the disk failed a write or an fsync: {0}")]
+    Io(String),
     /// The write conflicts with what is stored (a uniqueness rule); nothing of it was kept.
     #[error("the write conflicts with stored data: {0}")]
     Conflict(String),

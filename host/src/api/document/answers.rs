@@ -42,7 +42,7 @@ fn add_common(path: &str, op: &mut Operation) {
     if path != "/readyz" {
         answers.push((
             "503",
-            "The store cannot take the request now (`store_unavailable`), or the database is full (`store_full`); nothing of it was kept: retry".to_string(),
+            "The store cannot take the request now (`store_unavailable`), the database is full (`store_full`), or the disk failed to write or fsync it (`store_io_error`); it was not acknowledged: retry".to_string(),
         ));
     }
     if op.request_body.is_some() {

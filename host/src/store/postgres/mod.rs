@@ -85,6 +85,7 @@ impl From<PgError> for StoreError {
                 Self::Full(text)
             }
             Some(c) if c.code().starts_with("23") => Self::Conflict(text),
+            Some(c) if *c == SqlState::IO_ERROR => Self::Io(text),
             Some(c) if *c == SqlState::DATA_CORRUPTED || *c == SqlState::INDEX_CORRUPTED => {
                 Self::Corrupt(text)
             }

@@ -27,6 +27,7 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
             Some(ErrorCode::DiskFull) => Self::Full(e.to_string()),
+            Some(ErrorCode::SystemIoFailure) => Self::Io(e.to_string()),
             Some(ErrorCode::ConstraintViolation) => Self::Conflict(e.to_string()),
             Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
                 Self::Corrupt(e.to_string())
