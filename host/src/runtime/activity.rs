@@ -18,10 +18,7 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
     if let Err(e) = &result {
         tracing::info!(instance = %work.instance, activity = %work.name, "activity failed: {e}");
     }
-    let recorded = rt
-        .store()
-        .complete_activity(work.instance.clone(), work.pos, result, rt.now())
-        .await;
+    let recorded = record(&rt, &work, result).await;
     rt.finished_here(&work);
     match recorded {
         Ok(CompleteOutcome::Recorded) => rt.wake(&work.instance),
@@ -34,6 +31,36 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
         }
         // Not recorded: the activity stays pending and runs again after a restart.
         Err(e) => tracing::error!(instance = %work.instance, "cannot record activity result: {e}"),
+    }
+}
+
+/// Records an attempt's result. A write the store could not make (the disk failed, or is
+/// full, or the database is unreachable) kept nothing, so it is made again, from the result
+/// in memory, until it is made or the store closes: the instance goes on without a restart.
+async fn record(
+    rt: &Runtime,
+    work: &ActivityWork,
+    result: Result<String, String>,
+) -> Result<CompleteOutcome, crate::store::StoreError> {
+    use crate::store::StoreError;
+    let mut wait = std::time::Duration::from_millis(50);
+    loop {
+        let now = rt.now();
+        let recorded = rt
+            .store()
+            .complete_activity(work.instance.clone(), work.pos, result.clone(), now)
+            .await;
+        match recorded {
+            Err(e @ (StoreError::Io(_) | StoreError::Full(_) | StoreError::Unavailable(_))) => {
+                tracing::warn!(
+                    instance = %work.instance, activity = %work.name,
+                    "cannot record the activity's result ({e}); trying again in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 
