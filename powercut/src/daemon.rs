@@ -73,8 +73,10 @@ pub fn serve_if_asked() {
         MountOption::AutoUnmount,
     ];
     config.acl = SessionACL::All;
+    let stalled = Arc::new(Mutex::new(Vec::new()));
     let fs = PowerCutFs {
         model: model.clone(),
+        stalled: stalled.clone(),
     };
     let session = match fuser::spawn_mount(fs, &mountpoint, &config) {
         Ok(s) => s,
@@ -97,8 +99,17 @@ pub fn serve_if_asked() {
                 guard(&model).fail_fsyncs(n.parse().unwrap_or(1));
                 say("ok");
             }
+            ["stall"] => {
+                guard(&model).stall_next_fsync();
+                say("ok");
+            }
+            ["stalled"] => say(&guard(&stalled).len().to_string()),
             ["freeze"] => {
                 guard(&model).freeze();
+                // The held fsyncs fail now; their writes wait for the cut to tear or drop.
+                for reply in guard(&stalled).drain(..) {
+                    reply.error(fuser::Errno::EIO);
+                }
                 say("ok");
             }
             ["cut", how @ ..] => {
@@ -123,6 +134,6 @@ pub fn serve_if_asked() {
     std::process::exit(0);
 }
 
-fn guard(m: &Mutex<Model>) -> std::sync::MutexGuard<'_, Model> {
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

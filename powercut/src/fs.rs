@@ -16,6 +16,9 @@ const TTL: Duration = Duration::from_secs(1);
 
 pub struct PowerCutFs {
     pub model: Arc<Mutex<Model>>,
+    /// The fsyncs held unanswered ([`Model::stall_next_fsync`]), answered `EIO` when the
+    /// power is cut.
+    pub stalled: Arc<Mutex<Vec<ReplyEmpty>>>,
 }
 
 fn errno(e: i32) -> Errno {
@@ -296,7 +299,15 @@ impl Filesystem for PowerCutFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.model().fsync(ino.0) {
+        let mut model = self.model();
+        if model.take_stall() {
+            self.stalled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(reply);
+            return;
+        }
+        match model.fsync(ino.0) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno(e)),
         }

@@ -53,6 +53,9 @@ pub const DAEMON_TEST: &str = "power_cut_daemon";
 /// How long starting or stopping the file system's process may take.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a dead file system's mount is given to go away by itself.
+const UNMOUNT_GRACE: Duration = Duration::from_secs(1);
+
 /// Fails (panics) with what to install when this machine cannot mount a FUSE file system.
 pub fn require_fuse() {
     let dev = std::fs::OpenOptions::new()
@@ -237,6 +240,21 @@ impl PowerCut {
         assert_eq!(ok, "ok");
     }
 
+    /// Holds the next fsync of a file unanswered until [`PowerCut::cut`]: the cut lands while
+    /// the program waits for it, with that file's writes not yet on the disk (a torn cut
+    /// tears them). The program's thread stays blocked until then.
+    pub fn stall_next_fsync(&mut self) {
+        let ok = self.daemon().ask("stall");
+        assert_eq!(ok, "ok");
+    }
+
+    /// How many fsyncs are held unanswered now.
+    pub fn stalled(&mut self) -> usize {
+        let line = self.daemon().ask("stalled");
+        line.parse()
+            .unwrap_or_else(|_| panic!("the file system answered {line:?}, not a count"))
+    }
+
     /// Cuts the power: from this instant nothing more reaches the disk (every change and
     /// every fsync fails with `EIO`). `kill` must then kill every program using the file
     /// system and close every file the caller has open in it; once it returns, what did not
@@ -258,19 +276,29 @@ impl PowerCut {
         self.daemon = Some(Daemon::spawn(&self.backing, &self.mountpoint));
     }
 
+    /// Waits until the dead file system's mount is gone. `fusermount3` unmounts it once the
+    /// process has exited, but (when something still held a file open there, say) sometimes
+    /// only after tens of seconds: after [`UNMOUNT_GRACE`] the mount is detached at once
+    /// (`fusermount3 -u -z`), as a reboot would.
     fn wait_unmounted(&self) {
-        for _ in 0..(DAEMON_TIMEOUT.as_millis() / 10) {
-            if !mounted(&self.mountpoint) {
-                return;
+        let gone = |within: Duration| {
+            for _ in 0..(within.as_millis() / 10) {
+                if !mounted(&self.mountpoint) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            !mounted(&self.mountpoint)
+        };
+        if gone(UNMOUNT_GRACE) {
+            return;
         }
         let _ = Command::new("fusermount3")
             .args(["-u", "-z"])
             .arg(&self.mountpoint)
             .status();
         assert!(
-            !mounted(&self.mountpoint),
+            gone(DAEMON_TIMEOUT),
             "the power-cut file system at {} stayed mounted",
             self.mountpoint.display()
         );

@@ -134,6 +134,8 @@ pub struct Model {
     next_ino: u64,
     /// How many of the next file fsyncs fail.
     fail_fsyncs: u32,
+    /// Whether the next file fsync is held unanswered until the power is cut.
+    stall_fsync: bool,
     /// After a cut's first step no change is accepted: the power is gone.
     frozen: bool,
     pub stats: Stats,
@@ -155,6 +157,7 @@ impl Model {
             nodes,
             next_ino: ROOT + 1,
             fail_fsyncs: 0,
+            stall_fsync: false,
             frozen: false,
             stats: Stats::default(),
         }
@@ -447,6 +450,17 @@ impl Model {
         self.fail_fsyncs = n;
     }
 
+    /// The next file fsync is held unanswered (its writes still waiting) until the power is
+    /// cut: a cut then lands while a program waits for it, its writes not yet on the disk.
+    pub fn stall_next_fsync(&mut self) {
+        self.stall_fsync = true;
+    }
+
+    /// Whether this fsync is the one to hold (then the next is not).
+    pub fn take_stall(&mut self) -> bool {
+        std::mem::take(&mut self.stall_fsync)
+    }
+
     /// The power is gone: from now on every change fails with `EIO`.
     pub fn freeze(&mut self) {
         self.frozen = true;
@@ -503,6 +517,7 @@ impl Model {
             }
         }
         self.fail_fsyncs = 0;
+        self.stall_fsync = false;
         self.frozen = false;
     }
 }
