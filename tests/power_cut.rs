@@ -67,7 +67,7 @@ fn recorded_now(db: &Path, key: &str) -> Option<bool> {
 }
 
 fn options(effects: &EffectsServer, data: &Path) -> Options {
-    let mut options = Options::new(&["torture"])
+    let mut options = Options::new(&["torture", "fixtures"])
         .env("EffectsIncarnation", "0")
         .data_dir(data);
     for (k, v) in effects.settings() {
@@ -228,66 +228,203 @@ async fn start_once(client: &Client, id: &str) -> Option<(u16, serde_json::Value
         .await
 }
 
+/// A request answered `503 store_io_error`: not acknowledged.
+fn assert_refused(what: &str, answer: Option<(u16, serde_json::Value)>) {
+    let (status, body) = answer.unwrap_or_else(|| panic!("the host answers {what}"));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("store_io_error")),
+        "{what} whose fsync failed got {status} {body}"
+    );
+}
+
+/// One deploy, sent once: its status and body.
+async fn deploy_once(client: &Client, bytes: Vec<u8>) -> Option<(u16, serde_json::Value)> {
+    let resp = client
+        .http
+        .post(format!("{}/components", client.url))
+        .header("content-type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    Some((status, resp.json().await.ok()?))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_is_not_acknowledged_and_the_host_recovers_consistent() {
+    use reqwest::Method;
+    use serde_json::json;
     let mut pc = PowerCut::temp();
     let effects = EffectsServer::with_latency(0).await;
     let mut weft = Weft::start(options(&effects, pc.mountpoint()));
     let client = Client::new(&weft.url);
-    let mut acked = start_all(&client, "before", 3).await;
-    for id in &acked {
-        weft.finished(id).await;
+    let waiting = Plan {
+        id: "waiting".into(),
+        kind: Kind::Verify { wrong: 0 },
+    };
+    client.start(&waiting).await;
+    let history = weft.history_has(&waiting.id, "activity_completed").await;
+    let code = history
+        .iter()
+        .find_map(|e| (e["type"] == "activity_completed").then(|| e["output"].as_u64()))
+        .flatten()
+        .expect("the code sent");
+    for id in start_all(&client, "before", 2).await {
+        weft.finished(&id).await;
     }
+    let components_before = snapshot(&weft.db()).components.len();
 
-    // Quiet now: the next fsync is the next start's commit.
+    // Quiet now: the next fsync is the commit of the next request, each of a kind that is
+    // acknowledged with a 2xx. Each is refused and not kept.
     pc.fail_next_fsyncs(1);
-    let answer = start_once(&client, "failed").await;
-    let (status, body) = answer.expect("the host answers the start whose fsync failed");
-    assert_eq!(
-        status, 503,
-        "a start whose fsync failed got {status} {body}"
+    assert_refused("a start", start_once(&client, "refused").await);
+    pc.fail_next_fsyncs(1);
+    let event = json!({ "code": code, "raise": "refused" });
+    let path = format!("/instances/{}/raiseEvent/answer", waiting.id);
+    assert_refused(
+        "an event",
+        client.send(Method::POST, &path, Some(&event)).await,
     );
-    let code = body["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    pc.fail_next_fsyncs(1);
+    let signal = "/entities/counter/fsync?op=add";
+    assert_refused(
+        "an entity operation",
+        client.send(Method::POST, signal, Some(&json!(1))).await,
+    );
+    // A deploy fsyncs its compiled cache file first (a failure there only costs the cache),
+    // then its commit.
+    pc.fail_next_fsyncs(2);
+    assert_refused("a deploy", deploy_once(&client, component_variant(1)).await);
+    pc.fail_next_fsyncs(0);
+
+    // An activity's result has no one to answer: its commit fails, and it is made again from
+    // the result in memory, so the instance completes without a restart.
+    effects.hold_next();
+    let background = Plan {
+        id: "background".into(),
+        kind: Kind::Sequence,
+    };
+    client.start(&background).await;
+    assert!(effects.held(HOLD_WAIT).await.is_some(), "the activity runs");
+    pc.fail_next_fsyncs(1);
+    effects.release();
+    let status = weft.finished(&background.id).await;
+    assert_eq!(status["runtimeStatus"], "Completed", "{status}");
     assert!(
-        code.starts_with("store_"),
-        "the 503 names the store's failure: {body}"
+        weft.log().contains("cannot record the activity's result"),
+        "the result's commit was the one whose fsync failed"
+    );
+    assert_eq!(
+        pc.stats().failed_fsyncs,
+        6,
+        "every failure asked for was served"
     );
 
-    // Whatever the host answers from now on, what it acknowledges must be durable.
-    let mut refused = 0;
-    for i in 0..5 {
-        let id = format!("after-{i}");
-        match start_once(&client, &id).await {
-            Some((202, _)) => acked.push(id),
-            Some((503, _)) | None => refused += 1,
-            Some((s, body)) => panic!("start {id} after the failed fsync: {s} {body}"),
-        }
-    }
+    // The host goes on: the same kinds of request are acknowledged now.
+    let after = start_all(&client, "after", 2).await;
+    assert!(client.raise(&waiting.id, code, "right").await);
+    client.signal(0, "fsync", 2).await;
+    client.deploy(0, component_variant(2)).await;
 
     pc.cut(Cut::Clean, || weft.kill());
     if let Some(problem) = integrity_problem(&weft.db()) {
-        panic!("after the failed fsync and a cut: {problem}");
+        panic!("after the failed fsyncs and a cut: {problem}");
     }
     let snap = snapshot(&weft.db());
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|id| !snap.instances.contains(*id))
-        .collect();
+    let lost = lost(&client.ledger(), &snap, None, "after the cut");
+    assert!(lost.is_empty(), "{lost:#?}");
     assert!(
-        lost.is_empty(),
-        "acknowledged after a failed fsync, then lost by a power cut: {lost:?}"
+        !snap.instances.contains("refused"),
+        "a refused start came back"
     );
+    let raised: Vec<_> = snap
+        .raised
+        .iter()
+        .filter(|(id, _)| id == "waiting")
+        .collect();
+    assert_eq!(raised, [&("waiting".to_string(), "right".to_string())]);
+    assert!(
+        !snap.signals.contains(&1),
+        "a refused entity operation came back"
+    );
+    assert_eq!(
+        snap.components.len(),
+        components_before + 1,
+        "only the acknowledged deploy is stored"
+    );
+
     weft.restart();
+    for id in after.iter().chain([&waiting.id, &background.id]) {
+        let status = weft.finished(id).await;
+        assert_eq!(status["runtimeStatus"], "Completed", "{id}: {status}");
+    }
+    let problems = counter_problems(&weft, &client.ledger()).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+/// Starts a sequence whose input carries `pad` bytes of padding, once; `true` if it was
+/// acknowledged.
+async fn start_padded(client: &Client, id: &str, pad: usize) -> bool {
+    let path = format!("/orchestrations/sequence?instanceId={id}");
+    let input = serde_json::json!({ "instance": id, "pad": "x".repeat(pad) });
+    let answer = client
+        .send(reqwest::Method::POST, &path, Some(&input))
+        .await;
+    matches!(answer, Some((202, _)))
+}
+
+/// The cut lands while a commit waits for its fsync: its WAL frames were written and had not
+/// reached the disk, and a torn cut keeps some of them whole and a prefix of the next (a
+/// commit frame among them, or not). Each time the database opens, passes its integrity
+/// check and holds everything acknowledged before the tear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_wal_keeps_everything_acknowledged_before_the_tear() {
+    const ROUNDS: u64 = 4;
+    let mut pc = PowerCut::temp();
+    let effects = EffectsServer::with_latency(0).await;
+    let mut weft = Weft::start(options(&effects, pc.mountpoint()));
+    let mut acked = Vec::new();
+    let mut torn = 0;
+    for round in 0..ROUNDS {
+        let client = Arc::new(Client::new(&weft.url));
+        acked.extend(start_all(&client, &format!("round-{round}"), 3).await);
+        // A start of many pages (its input is padded): many frames, all waiting.
+        pc.stall_next_fsync();
+        let id = format!("torn-{round}");
+        let request = tokio::spawn({
+            let client = client.clone();
+            async move { start_padded(&client, &id, 64 << 10).await }
+        });
+        let stalled = common::poll_until(async || (pc.stalled() == 1).then_some(())).await;
+        assert!(stalled.is_some(), "the big start's commit never fsynced");
+        let before = pc.stats().torn_writes;
+        pc.cut(Cut::Torn(round + 1), || weft.kill());
+        torn += pc.stats().torn_writes - before;
+        assert!(
+            !request.await.expect("the request task"),
+            "a start whose fsync never returned was acknowledged"
+        );
+        if let Some(problem) = integrity_problem(&weft.db()) {
+            panic!("after torn cut {round}: {problem}");
+        }
+        let snap = snapshot(&weft.db());
+        let lost: Vec<&String> = acked
+            .iter()
+            .filter(|id| !snap.instances.contains(*id))
+            .collect();
+        assert!(lost.is_empty(), "the torn cut {round} lost {lost:?}");
+        weft.restart();
+    }
+    assert!(torn > 0, "none of {ROUNDS} cuts tore a write");
     for id in &acked {
         let status = weft.finished(id).await;
         assert_eq!(status["runtimeStatus"], "Completed", "{id}: {status}");
     }
     println!(
-        "power-cut: after a failed fsync the host refused {refused} of 5 later starts; \
-         {} acknowledged starts all survived the cut",
+        "power-cut: {ROUNDS} cuts during a commit's fsync tore {torn} writes; {} acknowledged \
+         starts all survived",
         acked.len()
     );
 }

@@ -68,7 +68,7 @@ async fn acknowledged_work_survives_kills_and_recorded_activities_never_run_agai
     let plans: Vec<Plan> = (0..instances).map(|i| Plan::random(i, &mut rng)).collect();
 
     let effects = EffectsServer::with_latency(EFFECT_LATENCY_MS).await;
-    let mut options = Options::new(&["torture"]).env("EffectsIncarnation", "0");
+    let mut options = Options::new(&["torture", "fixtures"]).env("EffectsIncarnation", "0");
     if env_number("WEFT_TORTURE_EVICT", 0) != 0 {
         options = options.evict_always();
     }

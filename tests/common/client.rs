@@ -27,6 +27,8 @@ pub struct Ledger {
     pub events: Vec<(String, String)>,
     /// Each acknowledged entity operation.
     pub signals: Vec<Signal>,
+    /// The digest of each acknowledged deploy.
+    pub deploys: Vec<String>,
 }
 
 /// A client that survives a host going away: transport errors are answers too. With several
@@ -264,6 +266,48 @@ impl Client {
             sends,
         };
         self.ledger.lock().unwrap().signals.push(signal);
+    }
+}
+
+impl Client {
+    /// Deploys component `bytes` through node `node` until a node acknowledges it.
+    pub async fn deploy(&self, node: usize, bytes: Vec<u8>) {
+        let n = self.nodes.len();
+        let mut last = String::new();
+        let mut k = node;
+        let acked = super::poll_until(async || {
+            k = (k + 1) % n;
+            let resp = self
+                .http
+                .post(format!("{}/components", self.nodes[k]))
+                .header("content-type", "application/wasm")
+                .body(bytes.clone())
+                .send()
+                .await;
+            let resp = match resp {
+                Ok(resp) => resp,
+                Err(e) => {
+                    last = format!("{e:?}");
+                    return None;
+                }
+            };
+            let status = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or_default();
+            match status {
+                200 | 201 => Some(body),
+                s if s >= 500 => {
+                    last = format!("answered {s} {body}");
+                    None
+                }
+                s => panic!("deploy: {s} {body}"),
+            }
+        })
+        .await;
+        let body = acked.unwrap_or_else(|| panic!("timed out deploying a component: {last}"));
+        let digest = body["digest"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a deploy answer names the digest: {body}"));
+        self.ledger.lock().unwrap().deploys.push(digest.to_string());
     }
 }
 

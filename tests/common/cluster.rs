@@ -6,7 +6,8 @@
 //! through kills, freezes, thaws and restarts, for `load::check_effects`.
 
 use super::effects::EffectsServer;
-use super::load::{ARRIVALS_SQL, Kills, Ledger, Life, Snapshot, split_key};
+use super::load::split_key;
+use super::load::{ARRIVALS_SQL, COMPONENTS_SQL, Kills, Ledger, Life, SIGNALS_SQL, Snapshot};
 use super::{Options, Weft};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -288,6 +289,7 @@ impl PgReader {
     pub fn snapshot(&self) -> Snapshot {
         let ids = self.text("SELECT id FROM instances");
         let arrivals = self.text(ARRIVALS_SQL);
+        let column = |sql: &str| self.text(sql).into_iter().map(|mut r| r.remove(0));
         Snapshot::from_rows(
             ids.into_iter().map(|mut r| r.remove(0)),
             arrivals.into_iter().map(|mut r| {
@@ -295,6 +297,7 @@ impl PgReader {
                 (r.remove(0), event)
             }),
         )
+        .with_entities(column(SIGNALS_SQL), column(COMPONENTS_SQL))
     }
 
     /// Whether the call with idempotency key `{instance}/{handle}` has its completion

@@ -176,6 +176,10 @@ pub struct Snapshot {
     pub raised: HashSet<(String, String)>,
     /// The recorded output of each completion, by key.
     pub outputs: HashMap<String, Value>,
+    /// The value of every `add` to a counter that is in its inbox or its log.
+    pub signals: HashSet<i64>,
+    /// The digests of the components stored.
+    pub components: HashSet<String>,
 }
 
 pub fn open_read_only(db: &Path) -> rusqlite::Result<rusqlite::Connection> {
@@ -190,7 +194,28 @@ pub fn open_read_only(db: &Path) -> rusqlite::Result<rusqlite::Connection> {
 pub const ARRIVALS_SQL: &str = "SELECT instance_id, event FROM history
      WHERE event LIKE '%activity_completed%' OR event LIKE '%event_raised%'";
 
+/// The inputs of the counters' operations a [`Snapshot`] reads, waiting or applied.
+pub const SIGNALS_SQL: &str = "SELECT input FROM entity_inbox WHERE name = 'counter'
+     UNION ALL SELECT input FROM entity_log WHERE name = 'counter'";
+
+/// The stored components' digests a [`Snapshot`] reads.
+pub const COMPONENTS_SQL: &str = "SELECT digest FROM components";
+
 impl Snapshot {
+    /// Adds the inputs [`SIGNALS_SQL`] selects and the digests [`COMPONENTS_SQL`] does.
+    pub fn with_entities(
+        mut self,
+        signals: impl IntoIterator<Item = String>,
+        components: impl IntoIterator<Item = String>,
+    ) -> Self {
+        self.signals = signals
+            .into_iter()
+            .map(|input| input.parse().expect("an add's input is a number"))
+            .collect();
+        self.components = components.into_iter().collect();
+        self
+    }
+
     /// A snapshot from the ids in `instances` and the rows [`ARRIVALS_SQL`] selects.
     pub fn from_rows(
         instances: impl IntoIterator<Item = String>,
@@ -244,7 +269,14 @@ pub fn snapshot(db: &Path) -> Snapshot {
         .expect("query history")
         .map(|row| row.expect("row"))
         .collect();
-    Snapshot::from_rows(ids, rows)
+    let column = |sql: &str| -> Vec<String> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .expect("query")
+            .map(|row| row.expect("row"))
+            .collect()
+    };
+    Snapshot::from_rows(ids, rows).with_entities(column(SIGNALS_SQL), column(COMPONENTS_SQL))
 }
 
 /// An idempotency key's instance and handle.
@@ -283,6 +315,21 @@ pub fn lost(
         .iter()
         .filter(|e| !snap.raised.contains(*e))
         .map(|(id, tag)| format!("{when}: the acknowledged event {tag} is not in {id}'s history"));
+    let signals = ledger
+        .signals
+        .iter()
+        .filter(|s| !snap.signals.contains(&s.value))
+        .map(|s| {
+            format!(
+                "{when}: the acknowledged signal {} +{} is not in the database",
+                s.key, s.value
+            )
+        });
+    let deploys = ledger
+        .deploys
+        .iter()
+        .filter(|d| !snap.components.contains(*d))
+        .map(|d| format!("{when}: the acknowledged deploy of {d} is not in the database"));
     let gone = before
         .into_iter()
         .flat_map(|b| b.completed.difference(&snap.completed))
@@ -291,7 +338,13 @@ pub fn lost(
         .completed_more_than_once
         .iter()
         .map(|(key, n)| format!("{when}: {key} has {n} activity_completed rows"));
-    starts.chain(events).chain(gone).chain(twice).collect()
+    starts
+        .chain(events)
+        .chain(signals)
+        .chain(deploys)
+        .chain(gone)
+        .chain(twice)
+        .collect()
 }
 
 /// One host process (by its number: the `incarnation` its activities report), in the epochs
@@ -364,6 +417,81 @@ impl Kills {
     }
 }
 
+/// Counters the load signals (keys `load-0`, …), and signals to each per round.
+pub const LOAD_COUNTERS: usize = 2;
+pub const SIGNALS_PER_ROUND: usize = 2;
+/// A component is deployed every this many rounds.
+pub const DEPLOY_EVERY: usize = 4;
+
+/// The `fixtures-drift` component with a custom section naming `round`: valid, and with a
+/// digest of its own (its names serve nothing the load starts).
+pub fn component_variant(round: usize) -> Vec<u8> {
+    let mut bytes = std::fs::read(super::component("fixtures-drift")).expect("a built component");
+    let name = b"weft-load";
+    let payload = round.to_le_bytes();
+    // A custom section: id 0, its size, then its name (length-prefixed) and payload.
+    let size = 1 + name.len() + payload.len();
+    assert!(size < 128 && name.len() < 128, "one-byte LEB128 sizes");
+    bytes.extend([0, size as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
+/// Round `round`'s share of the entity operations and deploys, as local tasks.
+fn launch_round(client: &Arc<Client>, round: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for k in 0..LOAD_COUNTERS {
+        let values = (0..SIGNALS_PER_ROUND)
+            .map(|i| (round * 1000 + k * 100 + i + 1) as i64)
+            .collect();
+        let key = format!("load-{k}");
+        tasks.push(tokio::task::spawn_local(drive_signals(
+            client.clone(),
+            key,
+            values,
+        )));
+    }
+    if round.is_multiple_of(DEPLOY_EVERY) {
+        let client = client.clone();
+        tasks.push(tokio::task::spawn_local(async move {
+            client.deploy(0, component_variant(round)).await;
+        }));
+    }
+    tasks
+}
+
+/// Waits until every counter the ledger signalled has applied what it was sent (read through
+/// `weft`); what is wrong with each (`histories::signal_problems`).
+pub async fn counter_problems(weft: &Weft, ledger: &Ledger) -> Vec<String> {
+    let mut keys: Vec<&str> = ledger.signals.iter().map(|s| s.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut problems = Vec::new();
+    for key in keys {
+        let path = format!("/entities/counter/{key}");
+        let what = format!("counter {key} has applied every signal");
+        let entity = weft
+            .eventually(&what, async || {
+                let (status, body) = weft.request(reqwest::Method::GET, &path, None).await;
+                (status == 200 && body["pendingOperations"] == 0).then_some(body)
+            })
+            .await;
+        let history = format!("{path}/history?top=1000");
+        let (status, log) = weft.request(reqwest::Method::GET, &history, None).await;
+        assert_eq!(status, 200, "{log}");
+        let ops = log["operations"].as_array().cloned().unwrap_or_default();
+        let sent: Vec<Signal> = ledger
+            .signals
+            .iter()
+            .filter(|s| s.key == key)
+            .cloned()
+            .collect();
+        problems.extend(super::histories::signal_problems(key, &entity, &ops, &sent));
+    }
+    problems
+}
+
 /// Drives the plans while crashing the host `kills` times: `crash` kills it (SIGKILL, or a
 /// power cut), and it is restarted on what survived.
 pub async fn run_load(
@@ -400,6 +528,7 @@ pub async fn run_load(
                     tasks.push(tokio::task::spawn_local(drive(client.clone(), plan)));
                     launched += 1;
                 }
+                tasks.extend(launch_round(client, round));
                 // A random moment: this sleep picks when the kill lands, it waits for nothing.
                 tokio::time::sleep(Duration::from_millis(rng.range(20, 250))).await;
                 let mut held = None;
@@ -439,7 +568,15 @@ pub async fn run_load(
                 launched += 1;
             }
             for task in tasks {
-                task.await.expect("a client task failed");
+                if let Err(e) = task.await {
+                    let log = weft.log();
+                    let tail: Vec<&str> = log.lines().rev().take(80).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    panic!(
+                        "a client task failed: {e}\nthe end of weft's log:\n{}",
+                        tail.join("\n")
+                    );
+                }
             }
         })
         .await;
@@ -583,8 +720,10 @@ pub async fn verdict(
         }
     }
 
-    // 1. Nothing acknowledged is lost, at the end either; 3. each call completed once.
+    // 1. Nothing acknowledged is lost, at the end either; 3. each call completed once; each
+    // entity operation applied at least once and at most once per request carrying it.
     let ledger = client.ledger();
+    problems.extend(counter_problems(weft, &ledger).await);
     let last = read();
     let mut lost_work = done.lost.clone();
     lost_work.extend(lost(&ledger, &last, done.previous.as_ref(), "at the end"));
@@ -614,12 +753,14 @@ pub async fn verdict(
     let figures = check_effects(&hits, done, &last, &mut problems);
 
     println!(
-        "{label}: kills={kills} instances={} events={} lost={} duplicate_effects={} reruns={} \
+        "{label}: kills={kills} instances={} events={} signals={} deploys={} lost={} duplicate_effects={} reruns={} \
          (extra runs {}, {} within one incarnation, {} arrived after their process was killed) \
          held={} (kills that found nothing in flight: {}) activities={} effects={} seed={seed} \
          wall={:.1}s",
         ledger.starts.len(),
         ledger.events.len(),
+        ledger.signals.len(),
+        ledger.deploys.len(),
         lost_work.len(),
         figures.duplicates,
         figures.reruns,
