@@ -269,13 +269,18 @@ impl Client {
     }
 }
 
+/// How long a deploy is tried again before the test fails.
+const DEPLOY_DEADLINE: Duration = Duration::from_secs(240);
+
 impl Client {
     /// Deploys component `bytes` through node `node` until a node acknowledges it.
     pub async fn deploy(&self, node: usize, bytes: Vec<u8>) {
         let n = self.nodes.len();
         let mut last = String::new();
         let mut k = node;
-        let acked = super::poll_until(async || {
+        // A deploy compiles the component before it is acknowledged: under power cuts every
+        // few hundred milliseconds on a busy machine, only a later, longer life may fit it.
+        let acked = super::poll_for(DEPLOY_DEADLINE, async || {
             k = (k + 1) % n;
             let resp = self
                 .http

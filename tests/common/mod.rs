@@ -606,8 +606,13 @@ pub async fn eventually<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 /// Polls `f` until it returns `Some` (every 10 ms); `None` after 60 s.
-pub async fn poll_until<T>(mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+pub async fn poll_until<T>(f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    poll_for(Duration::from_secs(60), f).await
+}
+
+/// Like [`poll_until`], for at most `within`.
+pub async fn poll_for<T>(within: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if let Some(v) = f().await {
             return Some(v);

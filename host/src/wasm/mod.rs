@@ -169,7 +169,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = std::fs::File::create(&tmp)?;
     std::io::Write::write_all(&mut file, bytes)?;
     file.sync_all()?;
-    std::fs::rename(tmp, path)
+    std::fs::rename(tmp, path)?;
+    // And the name made durable: a restart after a power cut finds the compiled copy instead
+    // of compiling every component again.
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Outbound HTTP policy of a store.
