@@ -1,11 +1,12 @@
 //! weft: a durable workflow host for WebAssembly components.
 //!
 //! Dependencies point one way: `api → runtime → {store, wasm} → history` (the domain, crate
-//! `weft-core`); only `clock` reads wall time.
+//! `weft-core`); only `clock` reads wall time; `metrics` is counted from every layer.
 
 pub mod api;
 pub mod clock;
 pub mod history;
+pub mod metrics;
 pub mod runtime;
 pub mod store;
 pub mod wasm;

@@ -136,6 +136,7 @@ impl Modify for BearerAuth {
         super::components::list_components,
         super::components::upgrade,
         super::readyz,
+        super::metrics::metrics,
     ),
     modifiers(&BearerAuth, &Tags, &InstanceLinks, &CommonAnswers, &QueryRules)
 )]

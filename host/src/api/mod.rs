@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod instances;
 pub mod limits;
+mod metrics;
 pub mod schema;
 
 pub use error::ApiError;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
             get(entities::entity_history),
         )
         .route("/admin/clock/advance", post(instances::advance_clock))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(management)

@@ -52,6 +52,10 @@ pub struct Activation {
     pub(super) clock: OrchestrationClock,
     seed: u64,
     digest: crate::history::ComponentDigest,
+    /// The orchestration's name (for metrics).
+    orchestration: String,
+    /// When the replay of a recorded history began, until its last recorded call is matched.
+    replay_began: Option<tokio::time::Instant>,
     /// Wake-ups: something was appended to the history.
     mailbox: mpsc::Receiver<()>,
     /// The last history position read from the store.
@@ -161,13 +165,17 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
         Ok(l) => l,
         Err(e) => {
             let message = format!("cannot load component {}: {e}", digest.short());
-            return finish_failed(rt, id, message, lease, mailbox).await;
+            return finish_failed(rt, id, &start.name, message, lease, mailbox).await;
         }
     };
     if run.recorded_calls() > 0 {
         tracing::info!(instance = %id, "replaying {} recorded calls", run.recorded_calls());
     }
+    let began = tokio::time::Instant::now();
     let (activation, result) = run_guest(rt, id, &loaded, start, run, mailbox, Some(lease)).await;
+    crate::metrics::get()
+        .activation_seconds
+        .observe(began.elapsed().as_secs_f64());
     if let Err(e) = &result
         && crate::wasm::is_pool_exhausted(e)
     {
@@ -244,6 +252,10 @@ async fn run_guest(
     let lease = lease.flatten();
     let clock = OrchestrationClock::new(start.at);
     let seen = run.last_seq().unwrap_or(0);
+    let replays = run.recorded_calls() > 0 && !check_only;
+    if replays {
+        crate::metrics::get().replays.inc();
+    }
     let activation = Activation {
         rt: rt.clone(),
         id: id.clone(),
@@ -253,6 +265,8 @@ async fn run_guest(
         clock: clock.clone(),
         seed: start.seed,
         digest: loaded.digest.clone(),
+        orchestration: start.name.clone(),
+        replay_began: replays.then(tokio::time::Instant::now),
         mailbox,
         seen,
         check_only,
@@ -325,6 +339,7 @@ pub(super) async fn check_replay(
 async fn finish_failed(
     rt: &Runtime,
     id: &InstanceId,
+    orchestration: &str,
     message: String,
     lease: Option<u64>,
     mailbox: mpsc::Receiver<()>,
@@ -339,7 +354,7 @@ async fn finish_failed(
     };
     match rt.store().commit(id.clone(), commit, rt.now()).await {
         Ok(Some(_)) => {
-            rt.announce_finished(id, RuntimeStatus::Failed);
+            rt.announce_finished(id, orchestration, RuntimeStatus::Failed);
             Exit::Done
         }
         Ok(None) => Exit::Done,
@@ -466,7 +481,8 @@ impl Activation {
                         self.rt.wake_entity(entity);
                     }
                     if let Some(status) = status {
-                        self.rt.announce_finished(&self.id, status);
+                        self.rt
+                            .announce_finished(&self.id, &self.orchestration, status);
                     }
                 }
                 Exit::Done
@@ -492,6 +508,12 @@ impl Activation {
             Step::Replay(recorded) => {
                 let recorded = recorded.clone();
                 self.pos += 1;
+                if !self.replaying()
+                    && let Some(began) = self.replay_began.take()
+                {
+                    let seconds = began.elapsed().as_secs_f64();
+                    crate::metrics::get().replay_seconds.observe(seconds);
+                }
                 Ok(Some(recorded))
             }
             Step::Live if self.check_only => Err(Stop::CaughtUp.into()),

@@ -18,7 +18,14 @@ pub(super) async fn run(rt: Runtime, work: ActivityWork) {
     if let Err(e) = &result {
         tracing::info!(instance = %work.instance, activity = %work.name, "activity failed: {e}");
     }
+    let ok = result.is_ok();
     let recorded = record(&rt, &work, result).await;
+    let outcome = match (ok, &recorded) {
+        (true, _) => "completed",
+        (false, Ok(CompleteOutcome::Retrying(_))) => "retried",
+        (false, _) => "failed",
+    };
+    crate::metrics::get().attempt(&work.name, outcome);
     rt.finished_here(&work);
     match recorded {
         Ok(CompleteOutcome::Recorded) => rt.wake(&work.instance),

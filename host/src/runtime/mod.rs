@@ -339,6 +339,7 @@ impl Runtime {
             .await?
         {
             CreateOutcome::Created => {
+                crate::metrics::get().started(name);
                 // A shared store gives a new instance to the node that creates it.
                 self.took(&id, 1);
                 self.wake(&id);
@@ -366,6 +367,9 @@ impl Runtime {
                 self.now(),
             )
             .await?;
+        if matches!(outcome, RaiseOutcome::Raised(_)) {
+            crate::metrics::get().events_raised.inc();
+        }
         self.after_write(id, outcome)
     }
 
@@ -386,14 +390,24 @@ impl Runtime {
             self.wake(&parent);
         }
         if matches!(outcome, RaiseOutcome::Raised(_)) {
-            self.announce_finished(id, RuntimeStatus::Terminated);
+            let name = self.orchestration_of(id).await;
+            self.announce_finished(id, &name, RuntimeStatus::Terminated);
         }
         for child in &done.children {
-            self.announce_finished(child, RuntimeStatus::Terminated);
+            let name = self.orchestration_of(child).await;
+            self.announce_finished(child, &name, RuntimeStatus::Terminated);
             self.wake(child);
         }
         self.after_write(id, outcome)?;
         Ok(done.children)
+    }
+
+    /// The orchestration instance `id` runs (for metrics; `unknown` if it cannot be read).
+    async fn orchestration_of(&self, id: &InstanceId) -> String {
+        match self.inner.store.instance(id.clone()).await {
+            Ok(Some(row)) => row.name,
+            _ => "unknown".into(),
+        }
     }
 
     fn after_write(&self, id: &InstanceId, outcome: RaiseOutcome) -> Result<(), RuntimeError> {
@@ -643,6 +657,9 @@ impl Runtime {
         for work in fired.retries {
             self.retry_activity(work);
         }
+        crate::metrics::get()
+            .timers_fired
+            .inc_by(fired.woken.len() as u64);
         Ok(fired.woken.len())
     }
 
@@ -720,7 +737,13 @@ impl Runtime {
     }
 
     /// Announces an instance's end here, and to the other nodes sharing the store.
-    pub(crate) fn announce_finished(&self, id: &InstanceId, status: RuntimeStatus) {
+    pub(crate) fn announce_finished(
+        &self,
+        id: &InstanceId,
+        orchestration: &str,
+        status: RuntimeStatus,
+    ) {
+        crate::metrics::get().finished(orchestration, status.as_str());
         let _ = self.inner.finished.send((id.clone(), status));
         self.announce(crate::store::Notice::Ended(id.clone(), status));
     }

@@ -108,7 +108,16 @@ macro_rules! transaction {
             };
             let result: Result<_, PgError> = async { $body }.await;
             let result = match result {
-                Ok(v) => $tx.commit().await.map(|()| v).map_err(PgError::from),
+                Ok(v) => {
+                    let began = tokio::time::Instant::now();
+                    let committed = $tx.commit().await;
+                    let metrics = $crate::metrics::get();
+                    metrics
+                        .store_commit_seconds
+                        .observe(began.elapsed().as_secs_f64());
+                    metrics.store_batch_size.observe(1.0);
+                    committed.map(|()| v).map_err(PgError::from)
+                }
                 Err(e) => Err(e),
             };
             match result {

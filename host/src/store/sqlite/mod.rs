@@ -197,6 +197,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 break;
             }
         }
+        let began = tokio::time::Instant::now();
         let commit = if cut_short {
             drop(txn);
             Err(StoreError::Full(
@@ -208,6 +209,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
         if let Err(e) = &commit {
             tracing::error!("commit failed: {e}");
         }
+        let metrics = crate::metrics::get();
+        metrics
+            .store_commit_seconds
+            .observe(began.elapsed().as_secs_f64());
+        metrics.store_batch_size.observe(replies.len() as f64);
         for reply in replies {
             reply(commit.clone());
         }
