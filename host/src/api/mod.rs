@@ -211,21 +211,19 @@ impl From<RuntimeError> for ApiError {
             ) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        if code == "store_full" {
-            tracing::error!("{e}");
-            return ApiError::new(
-                status,
-                code,
-                "the database is full: nothing of this request was kept; free space and retry",
-            );
-        }
-        if code == "store_io_error" {
-            tracing::error!("{e}");
-            return ApiError::new(
-                status,
-                code,
+        // What the client can do about a store that refused the write.
+        let store_refused = match code {
+            "store_full" => {
+                Some("the database is full: nothing of this request was kept; free space and retry")
+            }
+            "store_io_error" => Some(
                 "the disk failed to write or fsync this request: it was not acknowledged; retry",
-            );
+            ),
+            _ => None,
+        };
+        if let Some(message) = store_refused {
+            tracing::error!("{e}");
+            return ApiError::new(status, code, message);
         }
         if status.is_server_error() {
             tracing::error!("{e}");

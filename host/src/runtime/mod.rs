@@ -402,14 +402,6 @@ impl Runtime {
         Ok(done.children)
     }
 
-    /// The orchestration instance `id` runs (for metrics; `unknown` if it cannot be read).
-    async fn orchestration_of(&self, id: &InstanceId) -> String {
-        match self.inner.store.instance(id.clone()).await {
-            Ok(Some(row)) => row.name,
-            _ => "unknown".into(),
-        }
-    }
-
     fn after_write(&self, id: &InstanceId, outcome: RaiseOutcome) -> Result<(), RuntimeError> {
         match outcome {
             RaiseOutcome::Raised(_) => {
@@ -727,25 +719,6 @@ impl Runtime {
         }
         actors.remove(id);
         true
-    }
-
-    /// Announces every instance that ends from now on, with its final status.
-    pub fn subscribe_finished(
-        &self,
-    ) -> tokio::sync::broadcast::Receiver<(InstanceId, RuntimeStatus)> {
-        self.inner.finished.subscribe()
-    }
-
-    /// Announces an instance's end here, and to the other nodes sharing the store.
-    pub(crate) fn announce_finished(
-        &self,
-        id: &InstanceId,
-        orchestration: &str,
-        status: RuntimeStatus,
-    ) {
-        crate::metrics::get().finished(orchestration, status.as_str());
-        let _ = self.inner.finished.send((id.clone(), status));
-        self.announce(crate::store::Notice::Ended(id.clone(), status));
     }
 
     /// Whether the instance has an actor on this node.
