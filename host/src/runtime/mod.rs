@@ -25,7 +25,7 @@ use crate::clock::{Clock, Millis};
 use crate::history::{ComponentDigest, HistoryEvent, InstanceId, Recorded, RuntimeStatus};
 use crate::store::{
     ActivityWork, ChangeOutcome, CreateOutcome, EntityKey, EntityOp, EntityRow, Filter,
-    InstanceRow, LoggedOp, PageToken, PurgeOutcome, RaiseOutcome, Store, StoreError,
+    InstanceCount, InstanceRow, LoggedOp, PageToken, PurgeOutcome, RaiseOutcome, Store, StoreError,
 };
 use crate::wasm::ComponentError;
 use std::collections::HashMap;
@@ -546,6 +546,14 @@ impl Runtime {
         limit: usize,
     ) -> Result<(Vec<InstanceRow>, Option<PageToken>), RuntimeError> {
         Ok(self.inner.store.list(filter, after, limit).await?)
+    }
+
+    /// How many instances match `filter`, by status and component.
+    pub async fn instance_counts(
+        &self,
+        filter: Filter,
+    ) -> Result<Vec<InstanceCount>, RuntimeError> {
+        Ok(self.inner.store.instance_counts(filter).await?)
     }
 
     /// Purges the ended instances matching `filter`; how many.

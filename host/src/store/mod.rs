@@ -387,6 +387,9 @@ pub trait ManageStore: Send + Sync {
     /// many were deleted.
     async fn purge_where(&self, filter: Filter) -> Result<usize, StoreError>;
 
+    /// How many instances match `filter`, by status and component, ordered by both.
+    async fn instance_counts(&self, filter: Filter) -> Result<Vec<InstanceCount>, StoreError>;
+
     /// The manual clock's time: the stored one, moved forward to `at_least` if that is later
     /// (a first start stores `at_least`). The clock never moves back, also across restarts.
     async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError>;

@@ -262,6 +262,14 @@ pub struct Filter {
     pub created_to: Option<Millis>,
 }
 
+/// How many instances of one status run on one component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCount {
+    pub status: RuntimeStatus,
+    pub digest: ComponentDigest,
+    pub count: u64,
+}
+
 /// Where a page of a listing starts: after this (created time, id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageToken {

@@ -136,6 +136,42 @@ pub async fn a_listing_filters_by_status_name_and_creation_time(backend: &dyn Ba
     );
 }
 
+pub async fn counts_go_by_status_and_component_within_the_filter(backend: &dyn Backend) {
+    let store = with_component(backend).await;
+    several(&store, 6).await;
+    let counts = async |filter: Filter| -> Vec<(RuntimeStatus, u64)> {
+        let rows = store.instance_counts(filter).await.unwrap();
+        rows.iter().map(|c| (c.status, c.count)).collect()
+    };
+    // n0 and n3 completed, the other four pending; one component holds them all.
+    assert_eq!(
+        counts(Filter::default()).await,
+        [(RuntimeStatus::Completed, 2), (RuntimeStatus::Pending, 4)]
+    );
+    let all = store.instance_counts(Filter::default()).await.unwrap();
+    assert!(all.iter().all(|c| c.digest == all[0].digest));
+    let named = Filter {
+        name: Some("p".into()),
+        ..Filter::default()
+    };
+    assert_eq!(
+        counts(named).await,
+        [(RuntimeStatus::Completed, 1), (RuntimeStatus::Pending, 2)]
+    );
+    let window = Filter {
+        statuses: vec![RuntimeStatus::Pending],
+        created_from: Some(20),
+        created_to: Some(50),
+        ..Filter::default()
+    };
+    assert_eq!(counts(window).await, [(RuntimeStatus::Pending, 2)]);
+    let none = Filter {
+        name: Some("q".into()),
+        ..Filter::default()
+    };
+    assert!(counts(none).await.is_empty());
+}
+
 pub async fn pages_of_a_listing_hold_every_instance_once(backend: &dyn Backend) {
     let store = with_component(backend).await;
     // Many created at the same time, ids not in creation order.

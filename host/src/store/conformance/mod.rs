@@ -169,6 +169,7 @@ macro_rules! conformance_suite {
             manage::suspend_and_resume_say_what_they_changed,
             manage::a_listing_filters_by_status_name_and_creation_time,
             manage::pages_of_a_listing_hold_every_instance_once,
+            manage::counts_go_by_status_and_component_within_the_filter,
             manage::a_purge_removes_an_ended_instance_with_everything_and_its_ended_children,
             manage::purge_where_deletes_the_ended_matches_only,
             manage::the_manual_clock_moves_forward_only,

@@ -2,11 +2,11 @@
 //! filter, the manual clock, server secrets and the readiness probe.
 
 use super::rows::{INSTANCE_COLUMNS, append_events, exec, instance_id, instance_row};
-use super::rows::{lock_instance, query, query_opt};
+use super::rows::{corrupt, lock_instance, parse_status, query, query_opt};
 use super::{PgError, PostgresStore, transaction};
 use crate::clock::Millis;
 use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
-use crate::store::{ChangeOutcome, Filter, InstanceRow, PageToken};
+use crate::store::{ChangeOutcome, Filter, InstanceCount, InstanceRow, PageToken};
 use crate::store::{ManageStore, StoreError};
 use async_trait::async_trait;
 use tokio_postgres::types::ToSql;
@@ -128,6 +128,25 @@ impl ManageStore for PostgresStore {
             }
             Ok(deleted)
         })
+    }
+
+    async fn instance_counts(&self, filter: Filter) -> Result<Vec<InstanceCount>, StoreError> {
+        let f = FilterParams::of(&filter);
+        let sql = format!(
+            "SELECT status, digest, COUNT(*) FROM instances {WHERE}
+             GROUP BY status, digest ORDER BY status, digest"
+        );
+        self.rows(&sql, &f.params())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(InstanceCount {
+                    status: parse_status(r.get(0))?,
+                    digest: r.get::<_, &str>(1).parse().map_err(corrupt)?,
+                    count: r.get::<_, i64>(2) as u64,
+                })
+            })
+            .collect()
     }
 
     async fn manual_clock(&self, at_least: Millis) -> Result<Millis, StoreError> {

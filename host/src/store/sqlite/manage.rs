@@ -5,7 +5,7 @@ use super::SqliteStore;
 use super::rows::{RawInstance, finish_instance, read_instance};
 use crate::clock::Millis;
 use crate::history::{HistoryEvent, InstanceId, RuntimeStatus};
-use crate::store::{ChangeOutcome, Filter, InstanceRow, PageToken};
+use crate::store::{ChangeOutcome, Filter, InstanceCount, InstanceRow, PageToken};
 use crate::store::{ManageStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::types::Value as SqlValue;
@@ -138,6 +138,35 @@ impl ManageStore for SqliteStore {
                 deleted += super::instances::purge_with_children(c, &id)?;
             }
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn instance_counts(&self, filter: Filter) -> Result<Vec<InstanceCount>, StoreError> {
+        self.read(move |c| {
+            let (sql, params) = where_clause(&filter);
+            let mut q = c.prepare(&format!(
+                "SELECT status, digest, COUNT(*) FROM instances {sql}
+                 GROUP BY status, digest ORDER BY status, digest"
+            ))?;
+            let raw: Vec<(String, String, i64)> = q
+                .query_map(params_from_iter(params), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            raw.into_iter()
+                .map(|(status, digest, n)| {
+                    Ok(InstanceCount {
+                        status: RuntimeStatus::parse(&status).ok_or_else(|| {
+                            StoreError::Corrupt(format!("unknown status '{status}'"))
+                        })?,
+                        digest: digest.parse().map_err(|e: crate::history::InvalidId| {
+                            StoreError::Corrupt(e.to_string())
+                        })?,
+                        count: n as u64,
+                    })
+                })
+                .collect()
         })
         .await
     }
