@@ -9,6 +9,7 @@ mod ids;
 mod run_state;
 #[cfg(test)]
 mod testing;
+pub mod timeline;
 
 pub use ids::{ComponentDigest, InstanceId, InvalidId};
 pub use run_state::{Resolution, RunState, Step, UsageError};
