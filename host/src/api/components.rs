@@ -115,9 +115,9 @@ pub(super) async fn list_components(
     Ok(Json(ComponentList { components }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct UpgradeQuery {
-    to: String,
+    pub(super) to: String,
 }
 
 /// Moves a running instance to another deployed component, after replaying its history there:

@@ -82,10 +82,10 @@ pub(super) async fn get_entity(
     Ok(Json(entity_status(row)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct HistoryQuery {
-    from: Option<u64>,
-    top: Option<u32>,
+    pub(super) from: Option<u64>,
+    pub(super) top: Option<u32>,
 }
 
 /// The operations applied to an entity, oldest first, with their outputs and times.
@@ -204,12 +204,12 @@ pub(super) async fn purge_entity(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct ListQuery {
-    name: Option<String>,
-    top: Option<u32>,
+    pub(super) name: Option<String>,
+    pub(super) top: Option<u32>,
     #[serde(rename = "continuationToken")]
-    continuation_token: Option<String>,
+    pub(super) continuation_token: Option<String>,
 }
 
 fn encode_token(k: &EntityKey) -> String {

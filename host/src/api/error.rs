@@ -26,6 +26,18 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn from_body_rejection(r: BytesRejection) -> Self {
         // A body that stopped arriving (see `AppState::body_timeout`).
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&r);

@@ -119,21 +119,21 @@ pub(super) async fn start(
     Ok((StatusCode::ACCEPTED, headers, Json(links)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct ListQuery {
     #[serde(rename = "runtimeStatus")]
-    runtime_status: Option<String>,
-    name: Option<String>,
+    pub(super) runtime_status: Option<String>,
+    pub(super) name: Option<String>,
     #[serde(rename = "createdFrom")]
-    created_from: Option<String>,
+    pub(super) created_from: Option<String>,
     #[serde(rename = "createdTo")]
-    created_to: Option<String>,
-    top: Option<u32>,
+    pub(super) created_to: Option<String>,
+    pub(super) top: Option<u32>,
     #[serde(rename = "continuationToken")]
-    continuation_token: Option<String>,
+    pub(super) continuation_token: Option<String>,
 }
 
-fn filter(
+pub(super) fn filter(
     runtime_status: Option<&str>,
     name: Option<String>,
     created_from: Option<&str>,
@@ -318,10 +318,10 @@ pub(super) async fn status(
     Ok(Json(status))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct PurgeOneQuery {
     #[serde(default)]
-    force: bool,
+    pub(super) force: bool,
 }
 
 /// Purges an ended instance, its history and its ended sub-orchestrations. A running one is
@@ -388,11 +388,11 @@ pub(super) async fn raise_event(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, Default)]
 pub(super) struct ReasonQuery {
-    reason: Option<String>,
+    pub(super) reason: Option<String>,
     /// Terminate only: also terminate running sub-orchestrations (the default).
-    recursive: Option<bool>,
+    pub(super) recursive: Option<bool>,
 }
 
 /// What an operator does to an instance's lifecycle.
@@ -597,7 +597,7 @@ pub(super) async fn advance_clock(
     }))
 }
 
-fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceStatus {
+pub(super) fn instance_status(i: &InstanceRow, history: Option<&[Recorded]>) -> InstanceStatus {
     InstanceStatus {
         instance_id: i.id.to_string(),
         name: i.name.clone(),
@@ -637,7 +637,7 @@ fn failure_kind(status: RuntimeStatus, message: &str) -> String {
 }
 
 /// A history event for people: payload strings that hold JSON are shown as JSON.
-fn history_json(r: &Recorded) -> Value {
+pub(super) fn history_json(r: &Recorded) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     v["timestamp"] = Value::String(rfc3339(r.recorded_at));
     if let Some(obj) = v.as_object_mut() {

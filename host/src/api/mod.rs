@@ -10,6 +10,7 @@ mod instances;
 pub mod limits;
 mod metrics;
 pub mod schema;
+mod ui;
 
 pub use error::ApiError;
 
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(management)
+        .merge(ui::router())
         .route("/callbacks/{id}/{event}", post(instances::callback))
         .route("/openapi.json", get(openapi))
         .route(
