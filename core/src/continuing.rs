@@ -34,6 +34,11 @@ pub fn next_run(ending: &[Recorded], next: NextRun<'_>) -> Vec<HistoryEvent> {
         digest: next.digest.clone(),
         seed: next.seed,
         at: next.now,
+        // The next run stays in the instance's trace.
+        trace: match ending.first().map(|r| &r.event) {
+            Some(HistoryEvent::Started { trace, .. }) => trace.clone(),
+            _ => None,
+        },
     }];
     if next.suspended {
         events.push(HistoryEvent::Suspended {
@@ -84,8 +89,28 @@ mod tests {
                 input: "2".into(),
                 digest: d.clone(),
                 seed: 9,
-                at: 500
+                at: 500,
+                trace: None,
             }]
+        );
+    }
+
+    #[test]
+    fn the_next_run_stays_in_the_instances_trace() {
+        let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let h = crate::testing::History::default().with(Started {
+            name: "o".into(),
+            input: "1".into(),
+            digest: digest(),
+            seed: 1,
+            at: 0,
+            trace: Some(trace.into()),
+        });
+        let d = digest();
+        let events = next_run(&h.0, next(&d, false));
+        assert!(
+            matches!(&events[0], Started { trace: Some(t), .. } if t == trace),
+            "{events:?}"
         );
     }
 

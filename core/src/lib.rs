@@ -94,6 +94,10 @@ pub enum HistoryEvent {
         seed: u64,
         /// The orchestration's time at its start.
         at: Millis,
+        /// The run's trace context, a W3C `traceparent`: every span of the instance, on any
+        /// node and after any restart, is a child of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trace: Option<String>,
     },
 
     Now {

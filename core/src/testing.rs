@@ -32,6 +32,7 @@ pub fn started() -> History {
         digest: "0".repeat(64).parse().unwrap(),
         seed: 1,
         at: 0,
+        trace: None,
     })
 }
 
