@@ -30,6 +30,8 @@ pub struct Received {
     pub callback_url: String,
     pub payload: Value,
     pub idempotency_key: Option<String>,
+    /// The W3C trace context the request carried.
+    pub traceparent: Option<String>,
     /// The status it was answered with.
     pub status: u16,
 }
@@ -124,6 +126,10 @@ async fn receive(
         payload: body["payload"].clone(),
         idempotency_key: headers
             .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        traceparent: headers
+            .get("traceparent")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         status: status.as_u16(),

@@ -16,6 +16,7 @@ pub mod effects;
 pub mod histories;
 pub mod jobs;
 pub mod load;
+pub mod otlp;
 pub mod sms;
 
 use serde_json::{Value, json};

@@ -71,6 +71,7 @@ fn wait_duration(text: Option<&str>) -> Result<Option<Duration>, ApiError> {
             pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
         ("waitForCompletion" = Option<String>, Query, description = "Wait this long (e.g. `5s`, `250ms`; at most 60 s) for the instance to end; answered as soon as it does",
             pattern = "^((0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|60000)ms|([0-9]|[1-5][0-9]|60)s)$"),
+        ("traceparent" = Option<String>, Header, description = "A W3C trace context: the instance's trace becomes a part of it (one that is not valid is ignored)"),
     ),
     request_body(content = Option<Value>, description = "The input: any JSON; an empty body is null"),
     responses(
@@ -88,6 +89,7 @@ pub(super) async fn start(
     State(app): State<AppState>,
     name: Result<Path<String>, PathRejection>,
     q: Result<Query<StartQuery>, QueryRejection>,
+    request: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let name = path(name)?;
@@ -95,7 +97,9 @@ pub(super) async fn start(
     let input = json_body(body)?;
     let id = q.instance_id.as_deref().map(instance_id).transpose()?;
     let wait = wait_duration(q.wait_for_completion.as_deref())?;
-    let (id, _created) = app.runtime.start(&name, &input, id).await?;
+    // A W3C `traceparent` makes the instance's trace a part of the caller's.
+    let traceparent = request.get("traceparent").and_then(|v| v.to_str().ok());
+    let (id, _created) = app.runtime.start(&name, &input, id, traceparent).await?;
     if let Some(wait) = wait
         && app.runtime.wait_for_end(&id, wait).await?
     {

@@ -216,8 +216,10 @@ async fn sequence(opts: &Options) -> anyhow::Result<(Value, f64)> {
                 let id: InstanceId = format!("seq-{i}").parse()?;
                 started.lock().unwrap().insert(id.clone(), Instant::now());
                 let rt = nodes[i % nodes.len()].clone();
-                starts
-                    .spawn(async move { rt.start("hello-sequence", &Value::Null, Some(id)).await });
+                starts.spawn(async move {
+                    rt.start("hello-sequence", &Value::Null, Some(id), None)
+                        .await
+                });
                 while let Some(r) = starts.try_join_next() {
                     r??;
                 }
@@ -267,7 +269,7 @@ async fn fanout(opts: &Options) -> anyhow::Result<Value> {
     let mut done = rt.subscribe_finished();
     let id: InstanceId = "fanout".parse()?;
     let t0 = Instant::now();
-    rt.start("fan-out", &json!(opts.fanout), Some(id.clone()))
+    rt.start("fan-out", &json!(opts.fanout), Some(id.clone()), None)
         .await?;
     let status = finished(&mut done, &id).await?;
     let elapsed = t0.elapsed();
@@ -286,6 +288,7 @@ async fn event(opts: &Options) -> anyhow::Result<Value> {
             "wait-for-event",
             &Value::Null,
             Some(format!("ev-{i}").parse()?),
+            None,
         )
         .await?;
     }
@@ -417,7 +420,8 @@ async fn waiting(opts: &Options) -> anyhow::Result<Value> {
         let rt = rt.clone();
         tasks.spawn(async move {
             let id: InstanceId = format!("w-{i}").parse()?;
-            rt.start("wait-for-event", &Value::Null, Some(id)).await?;
+            rt.start("wait-for-event", &Value::Null, Some(id), None)
+                .await?;
             drop(permit);
             anyhow::Ok(())
         });
@@ -458,8 +462,13 @@ async fn replay(opts: &Options) -> anyhow::Result<Value> {
     let id: InstanceId = "long".parse()?;
     // Each activity adds three events: scheduled, completed, and the await that took it.
     let activities = opts.replay_events / 3;
-    rt.start("fan-out-then-wait", &json!(activities), Some(id.clone()))
-        .await?;
+    rt.start(
+        "fan-out-then-wait",
+        &json!(activities),
+        Some(id.clone()),
+        None,
+    )
+    .await?;
     env.until_count(
         "SELECT count(*) FROM history WHERE instance_id = 'long' AND event LIKE '{\"type\":\"event_wait_created\"%'",
         1,

@@ -220,15 +220,20 @@ pub fn main() -> ExitCode {
     // Colour only on a terminal, and not when NO_COLOR is set (to anything but "").
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "weft=info,warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.with_ansi(colour).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-    }
+    // Only a server exports spans; the commands that talk to one make none.
+    let serving = matches!(cli.command, Command::Serve(_));
+    let traces = match serving.then(weft::telemetry::init).transpose() {
+        Ok(t) => t.flatten(),
+        Err(e) => {
+            eprintln!("weft: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(
+        cli.log_format,
+        colour,
+        traces.as_ref().map(|(_, tracer)| tracer),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -246,6 +251,40 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Logs to stderr as text or JSON (filtered by `RUST_LOG`), and weft's spans to the trace
+/// exporter when there is one.
+fn init_logs(
+    format: LogFormat,
+    colour: bool,
+    tracer: Option<&opentelemetry_sdk::trace::SdkTracer>,
+) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "weft=info,warn".into());
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.with_ansi(colour).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    };
+    let spans = tracer.map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer.clone())
+            .with_location(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("weft", tracing::Level::INFO),
+            )
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

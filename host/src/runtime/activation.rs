@@ -64,6 +64,10 @@ pub struct Activation {
     lease: Option<u64>,
     /// Only replay, to check the code against the history: stop at the first live call.
     check_only: bool,
+    /// The timers and event waits whose spans are made when an await takes them.
+    pub(super) waits: super::spans::Waits,
+    /// The instance's trace context (its `started` event's), which its activities carry.
+    pub(super) trace: Option<String>,
 }
 
 /// How an actor's activation ended.
@@ -168,11 +172,35 @@ async fn activate(rt: &Runtime, id: &InstanceId, mailbox: mpsc::Receiver<()>) ->
             return finish_failed(rt, id, &start.name, message, lease, mailbox).await;
         }
     };
+    let span = super::spans::activation(
+        id,
+        &start.name,
+        start.trace.as_deref(),
+        run.recorded_calls(),
+    );
+    let start = Start {
+        span: crate::telemetry::context_of(&span),
+        ..start
+    };
+    tracing::Instrument::instrument(run_live(rt, id, &loaded, start, run, mailbox, lease), span)
+        .await
+}
+
+/// Runs an activation that was loaded, to its end or until it idles out.
+async fn run_live(
+    rt: &Runtime,
+    id: &InstanceId,
+    loaded: &Loaded,
+    start: Start,
+    run: RunState,
+    mailbox: mpsc::Receiver<()>,
+    lease: Option<u64>,
+) -> Exit {
     if run.recorded_calls() > 0 {
         tracing::info!(instance = %id, "replaying {} recorded calls", run.recorded_calls());
     }
     let began = tokio::time::Instant::now();
-    let (activation, result) = run_guest(rt, id, &loaded, start, run, mailbox, Some(lease)).await;
+    let (activation, result) = run_guest(rt, id, loaded, start, run, mailbox, Some(lease)).await;
     crate::metrics::get()
         .activation_seconds
         .observe(began.elapsed().as_secs_f64());
@@ -213,6 +241,9 @@ struct Start {
     input: String,
     seed: u64,
     at: crate::clock::Millis,
+    trace: Option<String>,
+    /// The activation's span, when traces are exported.
+    span: Option<opentelemetry::Context>,
 }
 
 impl Start {
@@ -223,12 +254,15 @@ impl Start {
                 input,
                 seed,
                 at,
+                trace,
                 ..
             }) => Some(Self {
                 name: name.clone(),
                 input: input.clone(),
                 seed: *seed,
                 at: *at,
+                trace: trace.clone(),
+                span: None,
             }),
             _ => None,
         }
@@ -271,6 +305,8 @@ async fn run_guest(
         seen,
         check_only,
         lease,
+        waits: super::spans::Waits::new(start.span.clone(), id, &start.name),
+        trace: start.trace.clone(),
     };
     let settings = &rt.inner.settings;
     let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
@@ -611,6 +647,7 @@ impl Activation {
                 input: a.input,
                 attempt: 1,
                 digest: self.digest.clone(),
+                trace: self.trace.clone(),
             });
         }
         if armed {

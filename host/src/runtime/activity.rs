@@ -14,10 +14,18 @@ pub struct ActivityCall {
 
 /// Runs one scheduled activity and records its result.
 pub(super) async fn run(rt: Runtime, work: ActivityWork) {
-    let result = execute(&rt, &work).await;
+    let span = super::spans::attempt(&work);
+    // The attempt's outbound HTTP carries its span, so the systems it calls join the trace.
+    let traceparent = crate::telemetry::context_of(&span)
+        .as_ref()
+        .and_then(crate::telemetry::traceparent);
+    let result =
+        tracing::Instrument::instrument(execute(&rt, &work, traceparent), span.clone()).await;
     if let Err(e) = &result {
+        super::spans::failed(&span, e);
         tracing::info!(instance = %work.instance, activity = %work.name, "activity failed: {e}");
     }
+    drop(span);
     let ok = result.is_ok();
     let recorded = record(&rt, &work, result).await;
     let outcome = match (ok, &recorded) {
@@ -71,7 +79,11 @@ async fn record(
     }
 }
 
-async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
+async fn execute(
+    rt: &Runtime,
+    work: &ActivityWork,
+    traceparent: Option<String>,
+) -> Result<String, String> {
     let loaded = rt
         .component(&work.digest)
         .await
@@ -91,7 +103,7 @@ async fn execute(rt: &Runtime, work: &ActivityWork) -> Result<String, String> {
     let limits = Limits::new(None, settings.max_memory);
     let state = GuestState::new(
         activity_wasi(&settings.app_settings),
-        HttpPolicy::Allow,
+        HttpPolicy::Allow { traceparent },
         limits,
         call,
     );

@@ -13,6 +13,7 @@ mod completion;
 mod components;
 mod entities;
 mod imports;
+mod spans;
 mod versions;
 
 pub use callbacks::CallbackError;
@@ -311,13 +312,15 @@ impl Runtime {
         Ok(())
     }
 
-    /// Starts an instance of orchestration `name`. Starting again with the same id, name and
-    /// input returns the existing instance; with another name or input it is a conflict.
+    /// Starts an instance of orchestration `name`, in the trace of `traceparent` if there is
+    /// one. Starting again with the same id, name and input returns the existing instance;
+    /// with another name or input it is a conflict.
     pub async fn start(
         &self,
         name: &str,
         input: &serde_json::Value,
         id: Option<InstanceId>,
+        traceparent: Option<&str>,
     ) -> Result<(InstanceId, bool), RuntimeError> {
         let digest = self
             .deployed(|c| c.digest_for(name))
@@ -331,6 +334,7 @@ impl Runtime {
             digest,
             seed: seed_for(&id, now),
             at: now,
+            trace: crate::telemetry::instance_trace(name, id.as_str(), traceparent),
         };
         match self
             .inner

@@ -180,8 +180,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Outbound HTTP policy of a store.
 pub enum HttpPolicy {
-    /// Activities: real requests.
-    Allow,
+    /// Activities: real requests, with the attempt's trace context unless the request has
+    /// its own.
+    Allow { traceparent: Option<String> },
     /// Orchestrations: every request is refused.
     Deny,
 }
@@ -204,7 +205,14 @@ impl wasmtime_wasi_http::WasiHttpHooks for HttpPolicy {
             > + Send,
     > {
         match self {
-            Self::Allow => {
+            Self::Allow { traceparent } => {
+                let mut request = request;
+                if let Some(tp) = traceparent.as_deref()
+                    && !request.headers().contains_key("traceparent")
+                    && let Ok(value) = http::HeaderValue::from_str(tp)
+                {
+                    request.headers_mut().insert("traceparent", value);
+                }
                 let default = wasmtime_wasi_http::default_hooks();
                 default.send_request(request, options, fut)
             }

@@ -164,6 +164,8 @@ impl orchestration_context::Host for GuestState<Activation> {
                 digest,
                 seed: crate::runtime::seed_for(&id, now),
                 at: now,
+                // The child's spans go under this activation's.
+                trace: a.waits.traceparent().or_else(|| a.trace.clone()),
             });
             a.record(event)?;
             a.pending.children.push(ChildStart {
@@ -184,12 +186,15 @@ impl orchestration_context::Host for GuestState<Activation> {
             a.record(event)?;
             a.pending.timers.push((pos, fire_at));
         }
+        let since = a.clock.now();
+        a.waits.timer(pos, since, fire_at);
         Ok(pos)
     }
 
     async fn wait_event(&mut self, name: String) -> wasmtime::Result<u32> {
         let a = &mut self.ctx;
         let pos = a.pos;
+        a.waits.event(pos, a.clock.now(), &name);
         let event = HistoryEvent::EventWaitCreated { pos, name };
         if a.step(&event)?.is_none() {
             a.record(event)?;
@@ -300,6 +305,7 @@ impl orchestration_context::Host for GuestState<Activation> {
         }) = a.step(&attempted)?
         {
             a.clock.advance_to(at);
+            a.waits.taken(winner, at, false);
             return Ok((winner, to_wit(completion)));
         }
         loop {
@@ -318,6 +324,7 @@ impl orchestration_context::Host for GuestState<Activation> {
                     arrival: r.arrival,
                     at,
                 })?;
+                a.waits.taken(r.winner, at, true);
                 return Ok((r.winner, to_wit(r.completion)));
             }
             a.flush().await?;

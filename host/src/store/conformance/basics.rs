@@ -27,6 +27,7 @@ pub async fn starting_twice_is_idempotent_for_the_same_input_only(backend: &dyn 
         digest,
         seed,
         at,
+        trace: None,
     };
     let again = store.create_instance(id, other, 1).await.unwrap();
     assert_eq!(again, CreateOutcome::Exists { same_input: false });

@@ -28,7 +28,11 @@ pub trait Backend: Send + Sync {
     async fn open_full_at(&self, bytes: u64) -> Arc<dyn Store>;
 }
 
-/// The `started` event of orchestration `o` on the component `c`, with input `1`.
+/// The trace context of the instance `started()` starts.
+pub const TRACE: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// The `started` event of orchestration `o` on the component `c`, with input `1`, in the trace
+/// `TRACE`.
 pub fn started() -> HistoryEvent {
     HistoryEvent::Started {
         name: "o".into(),
@@ -36,6 +40,7 @@ pub fn started() -> HistoryEvent {
         digest: crate::history::digest_of(b"c"),
         seed: 7,
         at: 0,
+        trace: Some(TRACE.into()),
     }
 }
 
@@ -74,6 +79,7 @@ pub fn started_as(name: &str, input: &str) -> HistoryEvent {
         digest: crate::history::digest_of(b"c"),
         seed: 7,
         at: 0,
+        trace: None,
     }
 }
 

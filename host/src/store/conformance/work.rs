@@ -47,6 +47,12 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
     assert!(
         pending
             .iter()
+            .all(|a| a.trace.as_deref() == Some(super::TRACE)),
+        "an activity carries its instance's trace context"
+    );
+    assert!(
+        pending
+            .iter()
             .all(|a| a.digest == crate::history::digest_of(b"c") && a.instance == i)
     );
 
@@ -84,6 +90,7 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
     let back: Vec<_> = due.retries.iter().map(|a| (a.pos, a.attempt)).collect();
     assert_eq!(back, [(0, 2)]);
     assert_eq!(due.retries[0].input, "0");
+    assert_eq!(due.retries[0].trace.as_deref(), Some(super::TRACE));
     assert!(store.fire_due_timers(120).await.unwrap().retries.is_empty());
     let pending: Vec<_> = store
         .pending_activities()

@@ -11,7 +11,10 @@ use crate::store::{ActivityWork, CompleteOutcome, Fired};
 use crate::store::{StoreError, WorkStore};
 use async_trait::async_trait;
 
-/// An activity row (`instance_id, pos, name, input, attempt, digest`).
+/// The trace context of an activity `a`'s instance: its run's `started` event's.
+pub(super) const TRACE: &str = "(SELECT h.event::jsonb ->> 'trace' FROM history h WHERE h.instance_id = a.instance_id AND h.seq = 0)";
+
+/// An activity row (`instance_id, pos, name, input, attempt, digest, trace`).
 pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
     Ok(ActivityWork {
         instance: instance_id(r, 0)?,
@@ -20,6 +23,7 @@ pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreErr
         input: r.get(3),
         attempt: r.get::<_, i64>(4) as u32,
         digest: r.get::<_, &str>(5).parse().map_err(corrupt)?,
+        trace: r.get(6),
     })
 }
 
@@ -128,9 +132,11 @@ impl WorkStore for PostgresStore {
                     .await?;
                     let work = query_opt(
                         &tx,
-                        "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
-                         FROM activities a JOIN instances i ON i.id = a.instance_id
-                         WHERE a.instance_id = $1 AND a.pos = $2",
+                        &format!(
+                            "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
+                             FROM activities a JOIN instances i ON i.id = a.instance_id
+                             WHERE a.instance_id = $1 AND a.pos = $2"
+                        ),
                         &[&id.as_str(), &pos],
                     )
                     .await?;
@@ -156,11 +162,13 @@ impl WorkStore for PostgresStore {
     async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         let rows = self
             .rows(
-                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
-                 FROM activities a JOIN instances i ON i.id = a.instance_id
-                 WHERE NOT EXISTS (SELECT 1 FROM timers t
-                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)
-                 ORDER BY a.instance_id, a.pos",
+                &format!(
+                    "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
+                     FROM activities a JOIN instances i ON i.id = a.instance_id
+                     WHERE NOT EXISTS (SELECT 1 FROM timers t
+                                       WHERE t.instance_id = a.instance_id AND t.pos = a.pos)
+                     ORDER BY a.instance_id, a.pos"
+                ),
                 &[],
             )
             .await?;

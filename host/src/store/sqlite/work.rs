@@ -10,6 +10,10 @@ use crate::store::{StoreError, WorkStore};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
+/// The trace context of an activity `a`'s instance: its run's `started` event's.
+const TRACE: &str = "(SELECT json_extract(h.event, '$.trace') FROM history h
+                      WHERE h.instance_id = a.instance_id AND h.seq = 0)";
+
 #[async_trait]
 impl WorkStore for SqliteStore {
     /// Records an activity's result, once. A failed attempt of an activity with a retry policy
@@ -89,16 +93,18 @@ impl WorkStore for SqliteStore {
                     params![id.as_str(), pos],
                 )?;
                 if kind == "retry" {
-                    let work: Option<(String, String, u32, String)> = c
+                    let work: Option<(String, String, u32, String, Option<String>)> = c
                         .query_row(
-                            "SELECT a.name, a.input, a.attempt, i.digest
-                             FROM activities a JOIN instances i ON i.id = a.instance_id
-                             WHERE a.instance_id = ?1 AND a.pos = ?2",
+                            &format!(
+                                "SELECT a.name, a.input, a.attempt, i.digest, {TRACE}
+                                 FROM activities a JOIN instances i ON i.id = a.instance_id
+                                 WHERE a.instance_id = ?1 AND a.pos = ?2"
+                            ),
                             params![id.as_str(), pos],
                             |r| r.try_into(),
                         )
                         .optional()?;
-                    if let Some((name, input, attempt, digest)) = work {
+                    if let Some((name, input, attempt, digest, trace)) = work {
                         fired.retries.push(ActivityWork {
                             instance: id,
                             pos,
@@ -106,6 +112,7 @@ impl WorkStore for SqliteStore {
                             input,
                             attempt,
                             digest: digest.parse().map_err(corrupt)?,
+                            trace,
                         });
                     }
                     continue;
@@ -124,17 +131,18 @@ impl WorkStore for SqliteStore {
     /// again after a restart).
     async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         self.read(|c| {
-            let mut q = c.prepare(
-                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest
+            let mut q = c.prepare(&format!(
+                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
                  FROM activities a JOIN instances i ON i.id = a.instance_id
                  WHERE NOT EXISTS (SELECT 1 FROM timers t
-                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)",
-            )?;
-            let rows: Vec<(String, Pos, String, String, u32, String)> = q
+                                   WHERE t.instance_id = a.instance_id AND t.pos = a.pos)"
+            ))?;
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(String, Pos, String, String, u32, String, Option<String>)> = q
                 .query_map([], |r| r.try_into())?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(instance, pos, name, input, attempt, digest)| {
+                .map(|(instance, pos, name, input, attempt, digest, trace)| {
                     Ok(ActivityWork {
                         instance: instance.parse().map_err(corrupt)?,
                         pos,
@@ -142,6 +150,7 @@ impl WorkStore for SqliteStore {
                         input,
                         attempt,
                         digest: digest.parse().map_err(corrupt)?,
+                        trace,
                     })
                 })
                 .collect()
