@@ -305,8 +305,21 @@ async fn a_refused_action_shows_the_apis_error_on_the_page() {
 #[tokio::test]
 async fn the_timeline_shows_spans_attempts_waits_and_winners() {
     let weft = Weft::start(Options::new(&["hello-sequence", "fixtures"]));
-    weft.start_instance("hello-sequence", "seq", json!(null))
-        .await;
+    // Started in a caller's trace (traces are off: the context is kept as it came).
+    let started = weft
+        .http
+        .post(format!(
+            "{}/orchestrations/hello-sequence?instanceId=seq",
+            weft.url
+        ))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .expect("start seq");
+    assert_eq!(started.status(), 202);
     weft.finished("seq").await;
     weft.start_instance(
         "retry-probe",
@@ -335,6 +348,10 @@ async fn the_timeline_shows_spans_attempts_waits_and_winners() {
         3
     );
     assert!(seq.contains(r#"data-kind="ended""#), "the end is a moment");
+    assert!(
+        seq.contains(r#"<code class="trace">4bf92f3577b34da6a3ce929d0e0e4736</code>"#),
+        "the instance's trace id is shown"
+    );
 
     let retry = ui.page("/ui/instances/retry").await;
     assert_eq!(count(&retry, r#"class="attempt-failed""#), 1);
@@ -342,6 +359,7 @@ async fn the_timeline_shows_spans_attempts_waits_and_winners() {
     assert!(retry.contains("attempt 1 failed"));
 
     let w = ui.page("/ui/instances/w").await;
+    assert!(!w.contains(r#"class="trace""#), "no trace, no trace id");
     assert!(w.contains(r#"data-kind="event" data-outcome="completed""#));
     assert!(
         w.contains(r#"data-kind="timer" data-outcome="open""#)

@@ -125,6 +125,7 @@ async fn an_instance_is_one_trace_across_a_kill_and_the_job_service_joins_it() {
         assert_eq!(attempt.parent_id, root.span_id);
         assert_eq!(attempt.attr("weft.instance_id"), Some("crash"));
         assert_eq!(attempt.attr("weft.activity"), Some("start-job"));
+        assert_eq!(attempt.attr("weft.orchestration"), Some("retry-callback"));
         assert_eq!(attempt.attr("weft.attempt"), Some("1"));
         let tp = job
             .traceparent

@@ -648,6 +648,7 @@ impl Activation {
                 attempt: 1,
                 digest: self.digest.clone(),
                 trace: self.trace.clone(),
+                orchestration: self.orchestration.clone(),
             });
         }
         if armed {

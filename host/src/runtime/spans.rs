@@ -38,6 +38,7 @@ pub(super) fn attempt(work: &ActivityWork) -> tracing::Span {
     let span = tracing::info_span!("activity", otel.name = %format!("activity {}", work.name));
     telemetry::adopt(&span, work.trace.as_deref());
     span.set_attribute("weft.instance_id", work.instance.to_string());
+    span.set_attribute("weft.orchestration", work.orchestration.clone());
     span.set_attribute("weft.activity", work.name.clone());
     span.set_attribute("weft.attempt", i64::from(work.attempt));
     span

@@ -154,6 +154,8 @@ pub struct ActivityWork {
     pub input: String,
     pub attempt: u32,
     pub digest: ComponentDigest,
+    /// The instance's orchestration.
+    pub orchestration: String,
     /// The instance's trace context: its run's `started` event's `trace`.
     pub trace: Option<String>,
 }

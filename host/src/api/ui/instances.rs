@@ -234,6 +234,13 @@ async fn live_part(app: &AppState, id: &str) -> Result<Markup, ApiError> {
     };
     let shown: InstanceStatus = api::instance_status(&instance, None);
     let timeline = weft_core::timeline::timeline(&history, until);
+    // The trace id, to look the instance up in a tracing backend.
+    let trace_id = history.first().and_then(|r| match &r.event {
+        crate::history::HistoryEvent::Started { trace: Some(t), .. } => {
+            t.split('-').nth(1).map(str::to_string)
+        }
+        _ => None,
+    });
     Ok(html! {
         div.live data-running=(running) {
             dl.summary {
@@ -242,6 +249,9 @@ async fn live_part(app: &AppState, id: &str) -> Result<Markup, ApiError> {
                 dt { "Created" } dd { time { (shown.created_time) } }
                 dt { "Updated" } dd { time { (shown.last_updated_time) } }
                 dt { "Component" } dd { code { (shown.component_digest) } }
+                @if let Some(trace_id) = &trace_id {
+                    dt { "Trace" } dd { code.trace { (trace_id) } }
+                }
                 @if !previous_runs.is_empty() {
                     dt { "Earlier runs" } dd { (previous_runs.len()) " (continued as new)" }
                 }

@@ -47,8 +47,8 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
     assert!(
         pending
             .iter()
-            .all(|a| a.trace.as_deref() == Some(super::TRACE)),
-        "an activity carries its instance's trace context"
+            .all(|a| a.trace.as_deref() == Some(super::TRACE) && a.orchestration == "o"),
+        "an activity carries its instance's orchestration and trace context"
     );
     assert!(
         pending
@@ -91,6 +91,7 @@ pub async fn a_failed_attempt_the_policy_allows_runs_again_after_its_delay(backe
     assert_eq!(back, [(0, 2)]);
     assert_eq!(due.retries[0].input, "0");
     assert_eq!(due.retries[0].trace.as_deref(), Some(super::TRACE));
+    assert_eq!(due.retries[0].orchestration, "o");
     assert!(store.fire_due_timers(120).await.unwrap().retries.is_empty());
     let pending: Vec<_> = store
         .pending_activities()

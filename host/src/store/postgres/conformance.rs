@@ -274,6 +274,8 @@ mod leases {
         // Position 1 was left for any node; position 0 is a's while a lives.
         let claimed = b.claim_activities(false, 10).await.unwrap();
         assert_eq!(claimed.iter().map(|w| w.pos).collect::<Vec<_>>(), [1]);
+        assert_eq!(claimed[0].orchestration, "o");
+        assert_eq!(claimed[0].trace, None, "started with no trace context");
         assert!(b.claim_activities(false, 10).await.unwrap().is_empty());
         a.renew(Duration::ZERO).await.unwrap();
         let claimed = b.claim_activities(false, 10).await.unwrap();

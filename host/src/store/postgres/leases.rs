@@ -255,7 +255,7 @@ impl LeaseStore for PostgresStore {
                                    WHERE t.instance_id = b.instance_id AND t.pos = b.pos)
                  ORDER BY b.instance_id, b.pos
                  LIMIT $2 FOR UPDATE SKIP LOCKED)
-             RETURNING a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {}",
+             RETURNING a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {}, i.name",
             super::work::TRACE
         );
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

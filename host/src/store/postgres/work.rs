@@ -14,7 +14,7 @@ use async_trait::async_trait;
 /// The trace context of an activity `a`'s instance: its run's `started` event's.
 pub(super) const TRACE: &str = "(SELECT h.event::jsonb ->> 'trace' FROM history h WHERE h.instance_id = a.instance_id AND h.seq = 0)";
 
-/// An activity row (`instance_id, pos, name, input, attempt, digest, trace`).
+/// An activity row (`instance_id, pos, name, input, attempt, digest, trace, orchestration`).
 pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreError> {
     Ok(ActivityWork {
         instance: instance_id(r, 0)?,
@@ -24,6 +24,7 @@ pub(super) fn activity(r: &tokio_postgres::Row) -> Result<ActivityWork, StoreErr
         attempt: r.get::<_, i64>(4) as u32,
         digest: r.get::<_, &str>(5).parse().map_err(corrupt)?,
         trace: r.get(6),
+        orchestration: r.get(7),
     })
 }
 
@@ -133,7 +134,7 @@ impl WorkStore for PostgresStore {
                     let work = query_opt(
                         &tx,
                         &format!(
-                            "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
+                            "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
                              FROM activities a JOIN instances i ON i.id = a.instance_id
                              WHERE a.instance_id = $1 AND a.pos = $2"
                         ),
@@ -163,7 +164,7 @@ impl WorkStore for PostgresStore {
         let rows = self
             .rows(
                 &format!(
-                    "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
+                    "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
                      FROM activities a JOIN instances i ON i.id = a.instance_id
                      WHERE NOT EXISTS (SELECT 1 FROM timers t
                                        WHERE t.instance_id = a.instance_id AND t.pos = a.pos)

@@ -93,10 +93,18 @@ impl WorkStore for SqliteStore {
                     params![id.as_str(), pos],
                 )?;
                 if kind == "retry" {
-                    let work: Option<(String, String, u32, String, Option<String>)> = c
+                    #[allow(clippy::type_complexity)]
+                    let work: Option<(
+                        String,
+                        String,
+                        u32,
+                        String,
+                        Option<String>,
+                        String,
+                    )> = c
                         .query_row(
                             &format!(
-                                "SELECT a.name, a.input, a.attempt, i.digest, {TRACE}
+                                "SELECT a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
                                  FROM activities a JOIN instances i ON i.id = a.instance_id
                                  WHERE a.instance_id = ?1 AND a.pos = ?2"
                             ),
@@ -104,7 +112,7 @@ impl WorkStore for SqliteStore {
                             |r| r.try_into(),
                         )
                         .optional()?;
-                    if let Some((name, input, attempt, digest, trace)) = work {
+                    if let Some((name, input, attempt, digest, trace, orchestration)) = work {
                         fired.retries.push(ActivityWork {
                             instance: id,
                             pos,
@@ -113,6 +121,7 @@ impl WorkStore for SqliteStore {
                             attempt,
                             digest: digest.parse().map_err(corrupt)?,
                             trace,
+                            orchestration,
                         });
                     }
                     continue;
@@ -132,27 +141,39 @@ impl WorkStore for SqliteStore {
     async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare(&format!(
-                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}
+                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
                  FROM activities a JOIN instances i ON i.id = a.instance_id
                  WHERE NOT EXISTS (SELECT 1 FROM timers t
                                    WHERE t.instance_id = a.instance_id AND t.pos = a.pos)"
             ))?;
             #[allow(clippy::type_complexity)]
-            let rows: Vec<(String, Pos, String, String, u32, String, Option<String>)> = q
+            let rows: Vec<(
+                String,
+                Pos,
+                String,
+                String,
+                u32,
+                String,
+                Option<String>,
+                String,
+            )> = q
                 .query_map([], |r| r.try_into())?
                 .collect::<Result<_, _>>()?;
             rows.into_iter()
-                .map(|(instance, pos, name, input, attempt, digest, trace)| {
-                    Ok(ActivityWork {
-                        instance: instance.parse().map_err(corrupt)?,
-                        pos,
-                        name,
-                        input,
-                        attempt,
-                        digest: digest.parse().map_err(corrupt)?,
-                        trace,
-                    })
-                })
+                .map(
+                    |(instance, pos, name, input, attempt, digest, trace, orchestration)| {
+                        Ok(ActivityWork {
+                            instance: instance.parse().map_err(corrupt)?,
+                            pos,
+                            name,
+                            input,
+                            attempt,
+                            digest: digest.parse().map_err(corrupt)?,
+                            trace,
+                            orchestration,
+                        })
+                    },
+                )
                 .collect()
         })
         .await
