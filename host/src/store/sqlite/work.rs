@@ -10,9 +10,25 @@ use crate::store::{StoreError, WorkStore};
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 
-/// The trace context of an activity `a`'s instance: its run's `started` event's.
-const TRACE: &str = "(SELECT json_extract(h.event, '$.trace') FROM history h
-                      WHERE h.instance_id = a.instance_id AND h.seq = 0)";
+/// What an activity `a` of instance `i` is run from, in the order [`activity`] reads it; the
+/// trace context is its run's `started` event's.
+const ACTIVITY: &str = "a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest,
+    (SELECT json_extract(h.event, '$.trace') FROM history h
+     WHERE h.instance_id = a.instance_id AND h.seq = 0), i.name";
+
+/// An activity row, selected as [`ACTIVITY`].
+fn activity(r: &rusqlite::Row) -> Result<ActivityWork, StoreError> {
+    Ok(ActivityWork {
+        instance: r.get::<_, String>(0)?.parse().map_err(corrupt)?,
+        pos: r.get(1)?,
+        name: r.get(2)?,
+        input: r.get(3)?,
+        attempt: r.get(4)?,
+        digest: r.get::<_, String>(5)?.parse().map_err(corrupt)?,
+        trace: r.get(6)?,
+        orchestration: r.get(7)?,
+    })
+}
 
 #[async_trait]
 impl WorkStore for SqliteStore {
@@ -93,37 +109,19 @@ impl WorkStore for SqliteStore {
                     params![id.as_str(), pos],
                 )?;
                 if kind == "retry" {
-                    #[allow(clippy::type_complexity)]
-                    let work: Option<(
-                        String,
-                        String,
-                        u32,
-                        String,
-                        Option<String>,
-                        String,
-                    )> = c
+                    let work = c
                         .query_row(
                             &format!(
-                                "SELECT a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
+                                "SELECT {ACTIVITY}
                                  FROM activities a JOIN instances i ON i.id = a.instance_id
                                  WHERE a.instance_id = ?1 AND a.pos = ?2"
                             ),
                             params![id.as_str(), pos],
-                            |r| r.try_into(),
+                            |r| Ok(activity(r)),
                         )
-                        .optional()?;
-                    if let Some((name, input, attempt, digest, trace, orchestration)) = work {
-                        fired.retries.push(ActivityWork {
-                            instance: id,
-                            pos,
-                            name,
-                            input,
-                            attempt,
-                            digest: digest.parse().map_err(corrupt)?,
-                            trace,
-                            orchestration,
-                        });
-                    }
+                        .optional()?
+                        .transpose()?;
+                    fired.retries.extend(work);
                     continue;
                 }
                 append_events(c, &id, &[HistoryEvent::TimerFired { handle: pos }], now)?;
@@ -141,40 +139,17 @@ impl WorkStore for SqliteStore {
     async fn pending_activities(&self) -> Result<Vec<ActivityWork>, StoreError> {
         self.read(|c| {
             let mut q = c.prepare(&format!(
-                "SELECT a.instance_id, a.pos, a.name, a.input, a.attempt, i.digest, {TRACE}, i.name
+                "SELECT {ACTIVITY}
                  FROM activities a JOIN instances i ON i.id = a.instance_id
                  WHERE NOT EXISTS (SELECT 1 FROM timers t
                                    WHERE t.instance_id = a.instance_id AND t.pos = a.pos)"
             ))?;
-            #[allow(clippy::type_complexity)]
-            let rows: Vec<(
-                String,
-                Pos,
-                String,
-                String,
-                u32,
-                String,
-                Option<String>,
-                String,
-            )> = q
-                .query_map([], |r| r.try_into())?
-                .collect::<Result<_, _>>()?;
-            rows.into_iter()
-                .map(
-                    |(instance, pos, name, input, attempt, digest, trace, orchestration)| {
-                        Ok(ActivityWork {
-                            instance: instance.parse().map_err(corrupt)?,
-                            pos,
-                            name,
-                            input,
-                            attempt,
-                            digest: digest.parse().map_err(corrupt)?,
-                            trace,
-                            orchestration,
-                        })
-                    },
-                )
-                .collect()
+            let mut rows = q.query([])?;
+            let mut pending = Vec::new();
+            while let Some(r) = rows.next()? {
+                pending.push(activity(r)?);
+            }
+            Ok(pending)
         })
         .await
     }
