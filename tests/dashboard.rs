@@ -321,15 +321,7 @@ async fn the_timeline_shows_spans_attempts_waits_and_winners() {
         .expect("start seq");
     assert_eq!(started.status(), 202);
     weft.finished("seq").await;
-    weft.start_instance(
-        "retry-probe",
-        "retry",
-        json!({"failures": 1, "kind": "busy"}),
-    )
-    .await;
-    weft.history_has("retry", "activity_attempt_failed").await;
-    weft.advance(5.0).await;
-    weft.finished("retry").await;
+    retried(&weft).await;
     weft.start_instance("wait-with-timeout", "w", json!(600.0))
         .await;
     weft.history_has("w", "event_wait_created").await;
@@ -466,14 +458,8 @@ async fn entities_and_components_have_their_pages() {
     assert!(page.contains("1 / 1"), "the instance on it: {page}");
 }
 
-/// Runs `tests/browser/dashboard.mjs` (playwright-core driving Debian's Chromium) against a
-/// server holding a completed, a retried, a waiting and a parent instance.
-#[tokio::test]
-async fn the_dashboard_works_in_a_real_browser() {
-    let weft = Weft::start(Options::new(&["hello-sequence", "fixtures"]));
-    weft.start_instance("hello-sequence", "seq", json!(null))
-        .await;
-    weft.finished("seq").await;
+/// Runs `retry`, whose first attempt fails and is retried 5 s later, to its end.
+async fn retried(weft: &Weft) {
     weft.start_instance(
         "retry-probe",
         "retry",
@@ -483,6 +469,17 @@ async fn the_dashboard_works_in_a_real_browser() {
     weft.history_has("retry", "activity_attempt_failed").await;
     weft.advance(5.0).await;
     weft.finished("retry").await;
+}
+
+/// Runs `tests/browser/dashboard.mjs` (playwright-core driving Debian's Chromium) against a
+/// server holding a completed, a retried, a waiting and a parent instance.
+#[tokio::test]
+async fn the_dashboard_works_in_a_real_browser() {
+    let weft = Weft::start(Options::new(&["hello-sequence", "fixtures"]));
+    weft.start_instance("hello-sequence", "seq", json!(null))
+        .await;
+    weft.finished("seq").await;
+    retried(&weft).await;
     weft.start_instance("wait-with-timeout", "wait", json!(600.0))
         .await;
     weft.history_has("wait", "event_wait_created").await;
