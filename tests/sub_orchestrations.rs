@@ -98,10 +98,20 @@ async fn continue_as_new_restarts_the_history_and_carries_events_over() {
     let weft = Weft::start(Options::new(&["fixtures"]));
     weft.start_instance("ticker", "t", json!(0)).await;
     weft.history_has("t", "event_wait_created").await;
-    // Three ticks at once: the first run takes one; the other two are carried over.
+    // Three ticks arrive while the instance is held, so the first run finds all three: it
+    // takes one and the other two are carried over.
+    let (s, body) = weft
+        .request(reqwest::Method::POST, "/instances/t/suspend", None)
+        .await;
+    assert_eq!(s, 202, "{body}");
     for i in 0..3 {
         weft.raise("t", "tick", json!(i)).await;
     }
+    weft.history_has_n("t", "event_raised", 3).await;
+    let (s, body) = weft
+        .request(reqwest::Method::POST, "/instances/t/resume", None)
+        .await;
+    assert_eq!(s, 202, "{body}");
     let status = weft.finished("t").await;
     assert_eq!(status["runtimeStatus"], "Completed", "{status}");
     assert_eq!(status["output"], 3);
