@@ -323,6 +323,25 @@ impl HistoryEvent {
         }
     }
 
+    /// The name a call is made with: the activity, child orchestration, event or entity (with
+    /// its operation) it names.
+    pub fn call_name(&self) -> Option<String> {
+        use HistoryEvent::*;
+        match self {
+            ActivityScheduled { name, .. }
+            | SubOrchestrationScheduled { name, .. }
+            | EventWaitCreated { name, .. } => Some(name.clone()),
+            EntitySignalled {
+                name, operation, ..
+            }
+            | EntityCalled {
+                name, operation, ..
+            } => Some(format!("{name}.{operation}")),
+            CallbackUrlCreated { event, .. } => Some(event.clone()),
+            _ => None,
+        }
+    }
+
     /// A short description for messages: kind and the arguments that identify the call.
     pub fn describe(&self) -> String {
         use HistoryEvent::*;

@@ -135,6 +135,7 @@ impl Modify for BearerAuth {
         super::components::deploy,
         super::components::list_components,
         super::components::upgrade,
+        super::bundles::bundle,
         super::readyz,
         super::metrics::metrics,
     ),

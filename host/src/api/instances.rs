@@ -641,7 +641,7 @@ fn failure_kind(status: RuntimeStatus, message: &str) -> String {
 }
 
 /// A history event for people: payload strings that hold JSON are shown as JSON.
-pub(super) fn history_json(r: &Recorded) -> Value {
+pub fn history_json(r: &Recorded) -> Value {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     v["timestamp"] = Value::String(rfc3339(r.recorded_at));
     if let Some(obj) = v.as_object_mut() {

@@ -1,6 +1,7 @@
 //! The HTTP API, shaped like the Durable Functions management API, described by the OpenAPI
 //! document at `/openapi.json` (generated from this code).
 
+mod bundles;
 mod components;
 mod document;
 mod entities;
@@ -13,6 +14,7 @@ pub mod schema;
 mod ui;
 
 pub use error::ApiError;
+pub use instances::history_json;
 
 use crate::runtime::{Runtime, RuntimeError};
 use axum::body::Body;
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/suspend", post(instances::suspend))
         .route("/instances/{id}/resume", post(instances::resume))
         .route("/instances/{id}/upgrade", post(components::upgrade))
+        .route("/instances/{id}/bundle", get(bundles::bundle))
         .route(
             "/components",
             get(components::list_components).post(components::deploy),

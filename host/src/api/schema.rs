@@ -87,6 +87,49 @@ pub struct PreviousRun {
     pub history_events: Vec<Value>,
 }
 
+/// A replay bundle: one instance's component, input, status and the history of every run, in
+/// one file `weft replay` replays offline.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleBody {
+    /// `weft-bundle/1`.
+    pub format: String,
+    pub instance_id: String,
+    pub name: String,
+    #[schema(schema_with = runtime_status_schema)]
+    pub runtime_status: crate::history::RuntimeStatus,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// The input as stored: JSON text (redacted: the JSON string of a hash).
+    pub input: String,
+    pub output: Option<String>,
+    pub failure: Option<String>,
+    pub custom_status: Option<String>,
+    /// Whether payloads were replaced by hashes (`redact=true`).
+    pub redacted: bool,
+    pub component: BundleComponent,
+    /// Every run, the first one first; the last is the current one.
+    pub runs: Vec<BundleRun>,
+}
+
+/// The component in a bundle.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BundleComponent {
+    /// The sha256 of the bytes, hex.
+    pub digest: String,
+    /// The `.wasm` file, base64.
+    pub wasm: String,
+}
+
+/// One run's history in a bundle, as stored (payloads are JSON text).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BundleRun {
+    pub generation: u32,
+    #[schema(value_type = Vec<Object>)]
+    pub history: Vec<Value>,
+}
+
 /// A page of instances.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -2,6 +2,7 @@
 //! Data goes to stdout, diagnostics to stderr; the exit code is 0 on success, 1 on failure,
 //! 2 on a usage error.
 
+mod bundle;
 mod client;
 mod serve;
 
@@ -175,6 +176,27 @@ enum Command {
         /// The component's digest (as `deploy` printed it).
         #[arg(long)]
         to: String,
+    },
+    /// Writes an instance's replay bundle: its component, input and every run's history, in
+    /// one file `weft replay` reads.
+    Export {
+        id: String,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace payloads by hashes (for a bug report); the bundle replays by call kind and
+        /// name.
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Replays a bundle offline (no server, no database): prints each run's timeline and the
+    /// guest's log lines; exits 1 at the first divergence.
+    Replay {
+        /// The bundle `weft export` wrote.
+        file: PathBuf,
+        /// Replay against this `.wasm` file instead of the bundle's component.
+        #[arg(long)]
+        component: Option<PathBuf>,
     },
     /// Looks at entities and sends them operations.
     Entity {
@@ -458,6 +480,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Entity { command } => entity_command(&client, command, json).await,
+        Command::Export { id, output, redact } => {
+            bundle::export(&client, &id, &output, redact).await
+        }
+        Command::Replay { file, component } => {
+            bundle::replay(&file, component.as_deref(), json).await
+        }
         Command::Deploy { file, check } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;

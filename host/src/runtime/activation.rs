@@ -68,6 +68,8 @@ pub struct Activation {
     pub(super) waits: super::spans::Waits,
     /// The instance's trace context (its `started` event's), which its activities carry.
     pub(super) trace: Option<String>,
+    /// A check's copy of the guest's log lines, replayed ones too.
+    pub(super) logs: Vec<String>,
 }
 
 /// How an actor's activation ended.
@@ -236,8 +238,8 @@ async fn run_live(
 }
 
 /// How a run started: from its `started` event.
-struct Start {
-    name: String,
+pub(super) struct Start {
+    pub(super) name: String,
     input: String,
     seed: u64,
     at: crate::clock::Millis,
@@ -247,7 +249,7 @@ struct Start {
 }
 
 impl Start {
-    fn of(history: &[crate::history::Recorded]) -> Option<Self> {
+    pub(super) fn of(history: &[crate::history::Recorded]) -> Option<Self> {
         match history.first().map(|r| &r.event) {
             Some(HistoryEvent::Started {
                 name,
@@ -272,7 +274,7 @@ impl Start {
 /// Runs the orchestration of `start` in a fresh instance of `loaded`, replaying `run`; live
 /// after that, or (with `check_only`) stopping where the history ends. The activation as it
 /// was left, and what the guest returned.
-async fn run_guest(
+pub(super) async fn run_guest(
     rt: &Runtime,
     id: &InstanceId,
     loaded: &Loaded,
@@ -307,6 +309,7 @@ async fn run_guest(
         lease,
         waits: super::spans::Waits::new(start.span.clone(), id, &start.name),
         trace: start.trace.clone(),
+        logs: Vec::new(),
     };
     let settings = &rt.inner.settings;
     let limits = Limits::new(Some(settings.activation_deadline), settings.max_memory);
@@ -327,49 +330,6 @@ async fn run_guest(
         Err(e) => Err(e),
     };
     (store.into_data().ctx, result)
-}
-
-/// Replays instance `id`'s history against `loaded` without recording anything: `Ok` with
-/// the history's next position if the code makes the recorded calls (it may go on further),
-/// or the first divergence.
-pub(super) async fn check_replay(
-    rt: &Runtime,
-    id: &InstanceId,
-    loaded: &Loaded,
-) -> Result<crate::history::Seq, String> {
-    let history = rt
-        .store()
-        .history(id.clone(), 0)
-        .await
-        .map_err(|e| e.to_string())?;
-    let start = Start::of(&history).ok_or_else(|| format!("instance '{id}' has no history"))?;
-    if !loaded.orchestrations.contains(&start.name) {
-        return Err(format!(
-            "misuse: the component does not export orchestration '{}'",
-            start.name
-        ));
-    }
-    let next = history.last().map_or(0, |r| r.seq + 1);
-    let run = RunState::from_history(&history);
-    let (activation, result) =
-        run_guest(rt, id, loaded, start, run, mpsc::channel(1).1, None).await;
-    match result {
-        Ok(_) if (activation.pos as usize) < activation.run.recorded_calls() => {
-            Err(UsageError::FinishedEarly {
-                made: activation.pos as usize,
-                recorded: activation.run.recorded_calls(),
-            }
-            .to_string())
-        }
-        Ok(_) => Ok(next),
-        Err(trap) => match trap.downcast_ref::<Stop>() {
-            Some(Stop::CaughtUp) => Ok(next),
-            _ => Err(match trap.downcast_ref::<UsageError>() {
-                Some(usage) => usage.to_string(),
-                None => trap_message("orchestration", &trap),
-            }),
-        },
-    }
 }
 
 async fn finish_failed(
@@ -554,6 +514,16 @@ impl Activation {
             }
             Step::Live if self.check_only => Err(Stop::CaughtUp.into()),
             Step::Live => Ok(None),
+        }
+    }
+
+    /// A line the guest logged: a check keeps every one; a live activation logs the ones it
+    /// has not logged before (those past the replay).
+    pub(super) fn guest_log(&mut self, message: String) {
+        if self.check_only {
+            self.logs.push(message);
+        } else if !self.replaying() {
+            tracing::info!(instance = %self.id, "{message}");
         }
     }
 

@@ -13,6 +13,7 @@ mod completion;
 mod components;
 mod entities;
 mod imports;
+mod replay;
 mod spans;
 mod versions;
 
@@ -20,6 +21,7 @@ pub use callbacks::CallbackError;
 pub use completion::MAX_WAIT;
 
 pub use components::{Loaded, Registered};
+pub use replay::{BUNDLE_FORMAT, Bundle, BundleError, BundledComponent, BundledRun, Replayed};
 pub use versions::{Deployment, ReplayCheck};
 
 use crate::clock::{Clock, Millis};

@@ -3,7 +3,7 @@
 //! running instances, and moving one instance to another component once its history replays
 //! there.
 
-use super::{Registered, Runtime, RuntimeError, activation};
+use super::{Registered, Runtime, RuntimeError, replay};
 use crate::clock::Millis;
 use crate::history::{ComponentDigest, InstanceId, RuntimeStatus};
 use crate::store::Filter;
@@ -100,7 +100,7 @@ impl Runtime {
             };
             let (rows, _) = self.inner.store.list(filter, None, CHECK_LIMIT).await?;
             for row in rows {
-                let divergence = activation::check_replay(self, &row.id, &loaded).await.err();
+                let divergence = replay::check_replay(self, &row.id, &loaded).await.err();
                 checks.push(ReplayCheck {
                     instance: row.id,
                     name: name.clone(),
@@ -138,7 +138,7 @@ impl Runtime {
                     status: row.status,
                 });
             }
-            let next = activation::check_replay(self, id, &loaded)
+            let next = replay::check_replay(self, id, &loaded)
                 .await
                 .map_err(RuntimeError::Diverges)?;
             if self

@@ -83,9 +83,7 @@ impl orchestration_context::Host for GuestState<Activation> {
     }
 
     async fn log(&mut self, message: String) -> wasmtime::Result<()> {
-        if !self.ctx.replaying() {
-            tracing::info!(instance = %self.ctx.id, "{message}");
-        }
+        self.ctx.guest_log(message);
         Ok(())
     }
 
