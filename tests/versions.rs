@@ -171,6 +171,42 @@ async fn when_two_components_export_a_name_the_newest_deploy_serves_it() {
     assert!(after[0].1.contains(&"parent".to_string()), "{after:?}");
     assert_eq!(after[1].1, ["drift", "wait-for-go"]);
 
+    // The catalog by name: who serves each, and every component that exports it.
+    let (code, catalog) = weft.request(Method::GET, "/orchestrations", None).await;
+    assert_eq!(code, 200, "{catalog}");
+    let entry = |kind: &str, name: &str| {
+        catalog[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} in {catalog}"))
+            .clone()
+    };
+    assert_eq!(
+        entry("orchestrations", "drift"),
+        json!({"name": "drift", "servedBy": v2, "versions": [v1, v2]})
+    );
+    assert_eq!(
+        entry("orchestrations", "parent"),
+        json!({"name": "parent", "servedBy": v1, "versions": [v1]})
+    );
+    assert_eq!(
+        entry("activities", "shout"),
+        json!({"name": "shout", "versions": [v2]})
+    );
+    assert_eq!(entry("activities", "echo")["versions"], json!([v1]));
+    assert_eq!(entry("entities", "counter")["servedBy"], v1.as_str());
+    let names: Vec<_> = catalog["orchestrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "by name");
+
     // Deploying v1 again makes it the newest: it serves `drift` again, also after a restart.
     let (code, again) = deploy(&weft, wasm("fixtures"), false).await;
     assert_eq!(code, 201, "{again}");

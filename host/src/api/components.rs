@@ -2,11 +2,13 @@
 
 use super::extract::{path, query};
 use super::schema::{
-    ComponentInfo, ComponentList, Deployed, ErrorBody, Replaced, ReplayCheck as ApiCheck, Upgraded,
+    Catalog, ComponentInfo, ComponentList, Deployed, DeployedName, ErrorBody, Replaced,
+    ReplayCheck as ApiCheck, Upgraded,
 };
 use super::{ApiError, AppState};
 use crate::clock::rfc3339;
 use crate::history::ComponentDigest;
+use crate::runtime::Deployment;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -14,6 +16,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Deserialize)]
 pub(super) struct DeployQuery {
@@ -113,6 +116,46 @@ pub(super) async fn list_components(
         })
         .collect();
     Ok(Json(ComponentList { components }))
+}
+
+/// Which names of one kind a deployment exports, or serves.
+type Names = dyn Fn(&Deployment) -> &[String];
+
+/// Lists the deployed orchestrations, activities and entities by name, with the components
+/// that export each and the one that serves it.
+#[utoipa::path(
+    get,
+    path = "/orchestrations",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What is deployed, by name", body = Catalog),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    )
+)]
+pub(super) async fn catalog(State(app): State<AppState>) -> Result<Json<Catalog>, ApiError> {
+    let deployments = app.runtime.components().await?;
+    let by_name = |names: &Names, serving: Option<&Names>| {
+        let mut out: BTreeMap<&str, DeployedName> = BTreeMap::new();
+        for d in deployments.iter().filter(|d| d.loads) {
+            for name in names(d) {
+                let entry = out.entry(name).or_insert_with(|| DeployedName {
+                    name: name.clone(),
+                    served_by: None,
+                    versions: Vec::new(),
+                });
+                entry.versions.push(d.digest.to_string());
+                if serving.is_some_and(|s| s(d).contains(name)) {
+                    entry.served_by = Some(d.digest.to_string());
+                }
+            }
+        }
+        out.into_values().collect::<Vec<_>>()
+    };
+    Ok(Json(Catalog {
+        orchestrations: by_name(&|d| &d.orchestrations, Some(&|d| &d.serves_orchestrations)),
+        activities: by_name(&|d| &d.activities, None),
+        entities: by_name(&|d| &d.entities, Some(&|d| &d.serves_entities)),
+    }))
 }
 
 #[derive(Deserialize, Clone, Default)]

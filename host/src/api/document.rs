@@ -134,6 +134,7 @@ impl Modify for BearerAuth {
         super::entities::purge_entity,
         super::components::deploy,
         super::components::list_components,
+        super::components::catalog,
         super::components::upgrade,
         super::bundles::bundle,
         super::readyz,

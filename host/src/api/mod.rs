@@ -51,6 +51,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
     let management = Router::new()
+        .route("/orchestrations", get(components::catalog))
         .route("/orchestrations/{name}", post(instances::start))
         .route(
             "/instances",

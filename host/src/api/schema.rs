@@ -282,6 +282,27 @@ pub struct ComponentInfo {
     pub serving_entities: Vec<String>,
 }
 
+/// What is deployed, by name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Catalog {
+    pub orchestrations: Vec<DeployedName>,
+    pub activities: Vec<DeployedName>,
+    pub entities: Vec<DeployedName>,
+}
+
+/// One orchestration, activity or entity name and the components that export it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedName {
+    pub name: String,
+    /// The component new instances of an orchestration start on, or that applies an entity's
+    /// operations; absent for an activity, which runs on its caller's component.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub served_by: Option<String>,
+    /// Every deployed component that exports it, oldest deploy first.
+    pub versions: Vec<String>,
+}
+
 /// Whether a running instance's history replays against a component.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
