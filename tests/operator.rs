@@ -312,3 +312,78 @@ async fn the_command_line_manages_instances() {
     assert_eq!(err(&o).lines().count(), 1, "{}", err(&o));
     assert!(err(&o).contains("401"), "{}", err(&o));
 }
+
+#[tokio::test]
+async fn an_ended_instance_restarts_as_a_new_one_with_its_first_input() {
+    let weft = Weft::start(Options::new(&["fixtures"]));
+    // A ticker continues as new twice: its last run's input is 2, its first run's 0.
+    weft.start_instance("ticker", "t", json!(0)).await;
+    let (s, _) = weft
+        .request(reqwest::Method::POST, "/instances/t/restart", None)
+        .await;
+    assert_eq!(s, 409, "running: refused");
+    assert_eq!(
+        weft.query_i64("SELECT count(*) FROM instances"),
+        1,
+        "nothing started"
+    );
+    for i in 0..3 {
+        weft.history_has("t", "event_wait_created").await;
+        weft.raise("t", "tick", json!(i)).await;
+        if i < 2 {
+            weft.eventually("the run continues as new", async || {
+                let s = weft.status("t").await;
+                (s["previousRuns"].as_array().map_or(0, Vec::len) > i).then_some(())
+            })
+            .await;
+        }
+    }
+    let ended = weft.finished("t").await;
+    assert_eq!(ended["input"], 2);
+
+    let (s, body) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/t/restart?instanceId=t-again",
+            None,
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["id"], "t-again");
+    let again = weft.status("t-again").await;
+    assert_eq!(again["name"], "ticker");
+    assert_eq!(again["input"], 0, "the first run's input");
+    weft.history_has("t-again", "event_wait_created").await;
+    assert_eq!(
+        weft.status("t").await,
+        ended,
+        "the ended one is left as it was"
+    );
+
+    // The same id again is the same instance; another instance's id is a conflict.
+    weft.start_instance("wait-for-go", "other", json!("x"))
+        .await;
+    let (s, body) = weft
+        .request(
+            reqwest::Method::POST,
+            "/instances/t/restart?instanceId=other",
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert_eq!(body["error"]["code"], "instance_exists");
+    let (s, body) = weft
+        .request(reqwest::Method::POST, "/instances/nope/restart", None)
+        .await;
+    assert_eq!(s, 404, "{body}");
+
+    // From the command line: a new id each time.
+    let o = cli(&weft, Some(TOKEN), &["restart", "t"]);
+    assert!(o.status.success(), "{}", err(&o));
+    let new = out(&o).trim().to_string();
+    assert!(new.len() == 32 && new != "t-again", "{new}");
+    assert_eq!(weft.status(&new).await["input"], 0);
+    let o = cli(&weft, Some(TOKEN), &["restart", "other"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("has not ended"), "{}", err(&o));
+}

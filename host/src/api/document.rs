@@ -137,6 +137,7 @@ impl Modify for BearerAuth {
         super::components::catalog,
         super::components::upgrade,
         super::bundles::bundle,
+        super::instances::restart,
         super::readyz,
         super::metrics::metrics,
     ),

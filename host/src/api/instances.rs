@@ -106,6 +106,11 @@ pub(super) async fn start(
         let status = app.runtime.status(&id, false).await?;
         return Ok(Json(instance_status(&status.instance, None)).into_response());
     }
+    Ok(started(&app, &id))
+}
+
+/// The `202` answer to a start: the instance's links, and its status URL as `Location`.
+fn started(app: &AppState, id: &crate::history::InstanceId) -> Response {
     let base = format!("{}/instances/{id}", app.public_url);
     let links = StartResponse {
         id: id.to_string(),
@@ -120,7 +125,49 @@ pub(super) async fn start(
     if let Ok(v) = HeaderValue::from_str(&base) {
         headers.insert(header::LOCATION, v);
     }
-    Ok((StatusCode::ACCEPTED, headers, Json(links)).into_response())
+    (StatusCode::ACCEPTED, headers, Json(links)).into_response()
+}
+
+#[derive(Deserialize, Clone, Default)]
+pub(super) struct RestartQuery {
+    #[serde(rename = "instanceId")]
+    pub(super) instance_id: Option<String>,
+}
+
+/// Starts a fresh instance of an ended instance's orchestration with the input its first run
+/// was given (as Durable Functions' restart with a new instance id): on the component that
+/// serves the name now, under `instanceId` or a new id. The ended instance stays as it is.
+#[utoipa::path(
+    post,
+    path = "/instances/{id}/restart",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "The ended instance", pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+        ("instanceId" = Option<String>, Query, description = "The new instance's id (default: a new one)",
+            pattern = "^[A-Za-z0-9_.:-]{1,128}$"),
+    ),
+    responses(
+        (status = 202, description = "The new instance started", body = StartResponse,
+            headers(("Location" = String, description = "The new instance's status URL"))),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance, or its orchestration is no longer deployed", body = ErrorBody),
+        (status = 409, description = "The instance has not ended (`instance_running`), or `instanceId` names an instance with other input (`instance_exists`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn restart(
+    State(app): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    q: Result<Query<RestartQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let id = instance_id(&path(id)?)?;
+    let new_id = query(q)?
+        .instance_id
+        .as_deref()
+        .map(instance_id)
+        .transpose()?;
+    let new = app.runtime.restart(&id, new_id).await?;
+    Ok(started(&app, &new))
 }
 
 #[derive(Deserialize, Clone, Default)]

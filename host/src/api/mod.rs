@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/instances/{id}/resume", post(instances::resume))
         .route("/instances/{id}/upgrade", post(components::upgrade))
         .route("/instances/{id}/bundle", get(bundles::bundle))
+        .route("/instances/{id}/restart", post(instances::restart))
         .route(
             "/components",
             get(components::list_components).post(components::deploy),
@@ -197,7 +198,7 @@ impl From<RuntimeError> for ApiError {
             Component(_) => (StatusCode::BAD_REQUEST, "invalid_component"),
             Diverges(_) => (StatusCode::CONFLICT, "replay_diverges"),
             Busy(_) => (StatusCode::CONFLICT, "instance_busy"),
-            Running { .. } => (StatusCode::CONFLICT, "instance_running"),
+            Running { .. } | NotEnded { .. } => (StatusCode::CONFLICT, "instance_running"),
             EntityNotFound(_) => (StatusCode::NOT_FOUND, "entity_not_found"),
             Finished { .. } => (StatusCode::GONE, "instance_finished"),
             Conflict(_) => (StatusCode::CONFLICT, "instance_exists"),

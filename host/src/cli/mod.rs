@@ -117,6 +117,14 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Starts a new instance of an ended instance's orchestration with its first input; prints
+    /// the new id.
+    Restart {
+        id: String,
+        /// The new instance's id (default: a new one).
+        #[arg(long = "id", value_name = "NEW_ID")]
+        new_id: Option<String>,
+    },
     /// Deletes an ended instance, its history and its ended sub-orchestrations.
     Purge {
         id: String,
@@ -423,6 +431,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Suspend { id, reason } => client.lifecycle(&id, "suspend", reason, &[]).await,
         Command::Resume { id, reason } => client.lifecycle(&id, "resume", reason, &[]).await,
+        Command::Restart { id, new_id } => {
+            let mut path = format!("/instances/{}/restart", segment(&id));
+            if let Some(new) = new_id {
+                path = format!("{path}?instanceId={}", segment(&new));
+            }
+            let v = client.post(&path, &serde_json::Value::Null).await?;
+            if json {
+                println!("{v}");
+            } else {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+            }
+            Ok(())
+        }
         Command::Purge { id, force } => {
             let path = format!("/instances/{}?force={force}", segment(&id));
             let r = client.delete(&path).await?;

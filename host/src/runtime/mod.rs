@@ -14,6 +14,7 @@ mod components;
 mod entities;
 mod imports;
 mod replay;
+mod restart;
 mod spans;
 mod versions;
 
@@ -116,6 +117,14 @@ pub enum RuntimeError {
         status.as_str()
     )]
     Running {
+        id: InstanceId,
+        status: RuntimeStatus,
+    },
+    #[error(
+        "instance '{id}' has not ended ({}): only an ended instance can be restarted",
+        status.as_str()
+    )]
+    NotEnded {
         id: InstanceId,
         status: RuntimeStatus,
     },
