@@ -503,6 +503,22 @@ impl Weft {
         self.history_has_n(id, kind, 1).await
     }
 
+    /// Raises the three ticks fixtures' `ticker` instance `id` counts, one to each run, each
+    /// once that run waits: it continues as new twice, then completes.
+    pub async fn tick_ticker(&self, id: &str) {
+        for i in 0..3 {
+            self.history_has(id, "event_wait_created").await;
+            self.raise(id, "tick", json!(i)).await;
+            if i < 2 {
+                self.eventually("the run continues as new", async || {
+                    let s = self.status(id).await;
+                    (s["previousRuns"].as_array().map_or(0, Vec::len) > i).then_some(())
+                })
+                .await;
+            }
+        }
+    }
+
     /// Waits until the instance's history holds at least `n` events of `kind`.
     pub async fn history_has_n(&self, id: &str, kind: &str, n: usize) -> Vec<Value> {
         self.eventually(&format!("history of {id} holds {n} {kind}"), async || {
